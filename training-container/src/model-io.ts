@@ -37,7 +37,9 @@ export async function saveModel(
   let artifact: ArtifactConfig | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      const weights = Buffer.from(artifacts.weightData ? concatWeightData(artifacts.weightData) : new ArrayBuffer(0));
+      const weights = Buffer.from(
+        artifacts.weightData ? concatWeightData(artifacts.weightData) : new ArrayBuffer(0),
+      );
       const modelVersion = createHash('sha256').update(weights).digest('hex').slice(0, 16);
       const modelJson = {
         format: artifacts.format,

@@ -59,19 +59,26 @@ export async function pixelsToRgb(
   size: number,
 ): Promise<Float32Array> {
   const [h, w, c] = shape;
-  if (![1, 3, 4].includes(c)) throw new ImageDecodeError(`channels must be 1, 3 or 4, got ${c}`, 'BAD_PIXELS');
+  if (![1, 3, 4].includes(c))
+    throw new ImageDecodeError(`channels must be 1, 3 or 4, got ${c}`, 'BAD_PIXELS');
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
     throw new ImageDecodeError(`shape must hold positive integers, got [${shape.join(', ')}]`, 'BAD_PIXELS');
   }
   if (h * w > MAX_INPUT_PIXELS) throw new ImageDecodeError(`image of ${h}x${w} is too large`, 'TOO_LARGE');
   if (pixels.length !== h * w * c) {
-    throw new ImageDecodeError(`expected ${h * w * c} pixel values for shape [${h}, ${w}, ${c}], got ${pixels.length}`, 'BAD_PIXELS');
+    throw new ImageDecodeError(
+      `expected ${h * w * c} pixel values for shape [${h}, ${w}, ${c}], got ${pixels.length}`,
+      'BAD_PIXELS',
+    );
   }
   const bytes = Buffer.alloc(pixels.length);
   for (let i = 0; i < pixels.length; i++) {
     const v = pixels[i];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 255) {
-      throw new ImageDecodeError(`pixel ${i} is ${String(v)}: values must be finite numbers in [0, 255]`, 'BAD_PIXELS');
+      throw new ImageDecodeError(
+        `pixel ${i} is ${String(v)}: values must be finite numbers in [0, 255]`,
+        'BAD_PIXELS',
+      );
     }
     bytes[i] = Math.round(v);
   }

@@ -1,0 +1,3 @@
+export async function serve(): Promise<void> {
+  throw new Error('serve entrypoint: not implemented yet');
+}

@@ -1,0 +1,3 @@
+export async function train(): Promise<number> {
+  throw new Error('train entrypoint: not implemented yet');
+}
