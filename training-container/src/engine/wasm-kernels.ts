@@ -1,0 +1,251 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+/**
+ * Gradient kernels the stock tfjs wasm backend lacks (tfjs 4.22), without which no convolutional
+ * model can train on it: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter and
+ * DepthwiseConv2dNativeBackpropInput.
+ *
+ * 1x1 stride-1 convolutions (most of EfficientNet's FLOPs) go through the backend's own
+ * BatchMatMul (XNNPACK, SIMD): dW = X^T * dY. Everything else is a tight loop over Float32Array
+ * views of the wasm heap, with the channel loop innermost because NHWC keeps channels contiguous.
+ * Only channelsLast (NHWC) is supported, which is all tfjs-layers produces.
+ */
+
+type TensorInfo = tf.TensorInfo;
+type Conv2DInfo = tf.backend_util.Conv2DInfo;
+interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** Reads a tensor's values in place; valid only until the next heap allocation. */
+function view(backend: BackendWasm, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t) as Float32Array;
+}
+
+function zeros(backend: BackendWasm, shape: number[]): TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  view(backend, out).fill(0);
+  return out;
+}
+
+function assertFloatNhwc(kernel: string, tensors: TensorInfo[], dataFormat: unknown): void {
+  if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new Error(`${kernel} (wasm training kernels): only NHWC is supported, got ${String(dataFormat)}`);
+  }
+  for (const t of tensors) {
+    if (t.dtype !== 'float32')
+      throw new Error(`${kernel} (wasm training kernels): float32 only, got ${t.dtype}`);
+  }
+}
+
+function isPointwise(info: Conv2DInfo): boolean {
+  return (
+    info.filterHeight === 1 &&
+    info.filterWidth === 1 &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    info.outHeight === info.inHeight &&
+    info.outWidth === info.inWidth
+  );
+}
+
+/** Runs another wasm kernel (Reshape, BatchMatMul) directly, inside the current kernel. */
+function runWasmKernel(name: string, args: KernelArgs): TensorInfo {
+  const kernel = tf.getKernel(name, 'wasm');
+  if (!kernel) throw new Error(`wasm kernel ${name} is not registered`);
+  return kernel.kernelFunc(args as Parameters<typeof kernel.kernelFunc>[0]) as TensorInfo;
+}
+
+/** dW = X^T dY for a 1x1 stride-1 convolution, as one [N, Ci]^T x [N, Co] matrix product. */
+function pointwiseFilterGrad(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, filterShape: number[]) {
+  const [, , inC, outC] = filterShape;
+  const xm = runWasmKernel('Reshape', { inputs: { x }, backend, attrs: { shape: [1, -1, inC] } });
+  const dym = runWasmKernel('Reshape', { inputs: { x: dy }, backend, attrs: { shape: [1, -1, outC] } });
+  const product = runWasmKernel('BatchMatMul', {
+    inputs: { a: xm, b: dym },
+    backend,
+    attrs: { transposeA: true, transposeB: false },
+  });
+  backend.disposeData(xm.dataId);
+  backend.disposeData(dym.dataId);
+  return { dataId: product.dataId, shape: filterShape, dtype: product.dtype };
+}
+
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
+    attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  assertFloatNhwc('Conv2DBackpropFilter', [x, dy], dataFormat);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  if (isPointwise(info)) return pointwiseFilterGrad(wasm, x, dy, filterShape);
+
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const out = zeros(wasm, filterShape);
+  const dw = view(wasm, out);
+  const xv = view(wasm, x);
+  const dyv = view(wasm, dy);
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let fy = 0; fy < filterHeight; fy++) {
+        const iy = oy * strideHeight - top + fy * dilationHeight;
+        if (iy < 0 || iy >= inHeight) continue;
+        for (let ox = 0; ox < outWidth; ox++) {
+          const dyBase = ((b * outHeight + oy) * outWidth + ox) * outChannels;
+          for (let fx = 0; fx < filterWidth; fx++) {
+            const ix = ox * strideWidth - left + fx * dilationWidth;
+            if (ix < 0 || ix >= inWidth) continue;
+            const xBase = ((b * inHeight + iy) * inWidth + ix) * inChannels;
+            const wBase = (fy * filterWidth + fx) * inChannels * outChannels;
+            for (let ci = 0; ci < inChannels; ci++) {
+              const xval = xv[xBase + ci];
+              if (xval === 0) continue;
+              const w = wBase + ci * outChannels;
+              for (let co = 0; co < outChannels; co++) dw[w + co] += xval * dyv[dyBase + co];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Shared geometry for the two depthwise gradients (x: [B,H,W,C], filter: [fh,fw,C,mult]). */
+function depthwiseInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: tf.DepthwiseConv2dNativeBackpropFilterAttrs | tf.DepthwiseConv2dNativeBackpropInputAttrs,
+): Conv2DInfo {
+  const { strides, dilations, pad, dimRoundingMode } = attrs;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+}
+
+function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  assertFloatNhwc('DepthwiseConv2dNativeBackpropFilter', [x, dy], undefined);
+  const info = depthwiseInfo(x.shape, a.filterShape, a);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const mult = outChannels / inChannels;
+  const out = zeros(wasm, a.filterShape);
+  const dw = view(wasm, out);
+  const xv = view(wasm, x);
+  const dyv = view(wasm, dy);
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let fy = 0; fy < filterHeight; fy++) {
+        const iy = oy * strideHeight - top + fy * dilationHeight;
+        if (iy < 0 || iy >= inHeight) continue;
+        for (let ox = 0; ox < outWidth; ox++) {
+          const dyBase = ((b * outHeight + oy) * outWidth + ox) * outChannels;
+          for (let fx = 0; fx < filterWidth; fx++) {
+            const ix = ox * strideWidth - left + fx * dilationWidth;
+            if (ix < 0 || ix >= inWidth) continue;
+            const xBase = ((b * inHeight + iy) * inWidth + ix) * inChannels;
+            // Filter [fh, fw, C, mult] flattened matches dy's channel order c*mult+q.
+            const wBase = (fy * filterWidth + fx) * outChannels;
+            if (mult === 1) {
+              for (let c = 0; c < inChannels; c++) dw[wBase + c] += xv[xBase + c] * dyv[dyBase + c];
+            } else {
+              for (let c = 0; c < inChannels; c++) {
+                const xval = xv[xBase + c];
+                for (let q = 0; q < mult; q++) dw[wBase + c * mult + q] += xval * dyv[dyBase + c * mult + q];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const wasm = backend as BackendWasm;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  assertFloatNhwc('DepthwiseConv2dNativeBackpropInput', [dy, filter], undefined);
+  const info = depthwiseInfo(a.inputShape, filter.shape, a);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const mult = outChannels / inChannels;
+  const out = zeros(wasm, a.inputShape);
+  const dx = view(wasm, out);
+  const dyv = view(wasm, dy);
+  const wv = view(wasm, filter);
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  // Scatter form: each dy pixel adds its filter-weighted value to the inputs it read.
+  for (let b = 0; b < batchSize; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let fy = 0; fy < filterHeight; fy++) {
+        const iy = oy * strideHeight - top + fy * dilationHeight;
+        if (iy < 0 || iy >= inHeight) continue;
+        for (let ox = 0; ox < outWidth; ox++) {
+          const dyBase = ((b * outHeight + oy) * outWidth + ox) * outChannels;
+          for (let fx = 0; fx < filterWidth; fx++) {
+            const ix = ox * strideWidth - left + fx * dilationWidth;
+            if (ix < 0 || ix >= inWidth) continue;
+            const xBase = ((b * inHeight + iy) * inWidth + ix) * inChannels;
+            const wBase = (fy * filterWidth + fx) * outChannels;
+            if (mult === 1) {
+              for (let c = 0; c < inChannels; c++) dx[xBase + c] += dyv[dyBase + c] * wv[wBase + c];
+            } else {
+              for (let c = 0; c < inChannels; c++) {
+                let sum = 0;
+                for (let q = 0; q < mult; q++) sum += dyv[dyBase + c * mult + q] * wv[wBase + c * mult + q];
+                dx[xBase + c] += sum;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const KERNELS: Array<[string, (args: KernelArgs) => TensorInfo]> = [
+  ['Conv2DBackpropFilter', conv2DBackpropFilter],
+  ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+  ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+];
+
+/**
+ * Registers the missing gradient kernels for the 'wasm' backend. Idempotent, and it never
+ * replaces a kernel a future tfjs release registers itself.
+ */
+export function registerWasmTrainingKernels(): void {
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    if (tf.getKernel(kernelName, 'wasm')) continue;
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
+  }
+}
