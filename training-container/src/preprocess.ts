@@ -76,7 +76,8 @@ export async function pixelsToRgb(
     const v = pixels[i];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 255) {
       throw new ImageDecodeError(
-        `pixel ${i} is ${String(v)}: values must be finite numbers in [0, 255]`,
+        // typeof for non-numbers: String() of a deeply nested array overflows the stack.
+        `pixel ${i} is ${typeof v === 'number' ? String(v) : `of type ${v === null ? 'null' : typeof v}`}: values must be finite numbers in [0, 255]`,
         'BAD_PIXELS',
       );
     }

@@ -1,0 +1,153 @@
+import { z } from 'zod';
+
+/**
+ * The prediction wire contract shared by the container's `/invocations` and the predict Lambda,
+ * so both ends validate the same shapes with the same limits. Only zod here: the Lambda bundles
+ * this file and must not pull in tfjs or sharp.
+ */
+
+/** SageMaker real-time endpoints accept at most 6 MB per request; we refuse more at every hop. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+/** Instances per JSON request: one batch per request, so this bounds memory and latency. */
+export const MAX_INSTANCES = 16;
+
+export const IMAGE_CONTENT_TYPES = ['image/jpeg', 'image/png'] as const;
+export const JSON_CONTENT_TYPE = 'application/json';
+export const SUPPORTED_CONTENT_TYPES: readonly string[] = [...IMAGE_CONTENT_TYPES, JSON_CONTENT_TYPE];
+
+/** Error codes a client can see; each comes with an HTTP status and a human message. */
+export type ErrorCode =
+  | 'EMPTY_BODY'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'MALFORMED_JSON'
+  | 'INVALID_REQUEST'
+  | 'TOO_MANY_INSTANCES'
+  | 'INVALID_BASE64'
+  | 'UNDECODABLE_IMAGE'
+  | 'IMAGE_TOO_LARGE'
+  | 'INVALID_PIXELS'
+  | 'NOT_FOUND'
+  | 'MODEL_NOT_READY'
+  | 'THROTTLED'
+  | 'UPSTREAM_ERROR'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'UPSTREAM_TIMEOUT'
+  | 'INTERNAL';
+
+export interface ErrorBody {
+  error: { code: ErrorCode | string; message: string };
+}
+
+export const ErrorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+
+/** An error caused by the request; its status is always 4xx and its message is safe to return. */
+export class ClientError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClientError';
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { error: { code, message } };
+}
+
+/** `image/JPEG; charset=x` -> `image/jpeg`; undefined when absent. */
+export function mediaType(contentType: string | undefined | null): string | undefined {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase();
+  return type ? type : undefined;
+}
+
+// Pixel values are checked one by one by the preprocessing module (finite, 0-255), which stops
+// at the first bad value; validating millions of numbers here would only be slower.
+const PixelsInstance = z.strictObject({
+  pixels: z.array(z.unknown()),
+  shape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
+});
+const B64Instance = z.strictObject({ b64: z.string() });
+
+export const InstanceSchema = z.union([B64Instance, PixelsInstance], {
+  error: 'each instance must be {"b64": "<base64 image>"} or {"pixels": [...], "shape": [h, w, c]}',
+});
+export type Instance = z.infer<typeof InstanceSchema>;
+
+export const InstancesRequestSchema = z.strictObject({
+  instances: z.array(z.unknown()).min(1, 'instances must hold at least one instance'),
+});
+
+/** One prediction as the container returns it and the Lambda passes it on. */
+export const PredictionSchema = z.object({
+  label: z.string(),
+  probabilities: z.record(z.string(), z.number()),
+  modelVersion: z.string(),
+});
+export type Prediction = z.infer<typeof PredictionSchema>;
+
+export const PredictionsSchema = z.object({ predictions: z.array(PredictionSchema) });
+
+/**
+ * Parses and validates a JSON instances body; throws ClientError with the first problem found.
+ * Instances are validated one by one so the error names the bad instance.
+ */
+export function parseInstancesRequest(text: string, maxInstances = MAX_INSTANCES): Instance[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : 'invalid JSON';
+    throw new ClientError(400, 'MALFORMED_JSON', `request body is not valid JSON: ${reason}`);
+  }
+  const request = InstancesRequestSchema.safeParse(json);
+  if (!request.success) {
+    throw new ClientError(
+      400,
+      'INVALID_REQUEST',
+      `expected {"instances": [...]}: ${firstIssue(request.error)}`,
+    );
+  }
+  const { instances } = request.data;
+  if (instances.length > maxInstances) {
+    throw new ClientError(
+      400,
+      'TOO_MANY_INSTANCES',
+      `${instances.length} instances in one request; at most ${maxInstances} are allowed`,
+    );
+  }
+  return instances.map((raw, i) => {
+    const instance = InstanceSchema.safeParse(raw);
+    if (!instance.success) {
+      throw new ClientError(400, 'INVALID_REQUEST', `instances[${i}]: ${firstIssue(instance.error)}`);
+    }
+    return instance.data;
+  });
+}
+
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Strict base64 (standard or URL-safe alphabet, whitespace ignored); Buffer.from alone accepts garbage. */
+export function decodeBase64(text: string, what: string): Buffer {
+  const compact = text.replace(/\s+/g, '');
+  if (!BASE64.test(compact) || compact.length % 4 === 1) {
+    throw new ClientError(400, 'INVALID_BASE64', `${what} is not valid base64`);
+  }
+  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid value';
+  const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+  return `${where}${issue.message}`;
+}

@@ -1,0 +1,94 @@
+import { ImageDecodeError, imageToRgb, pixelsToRgb } from '../preprocess.ts';
+import {
+  ClientError,
+  decodeBase64,
+  IMAGE_CONTENT_TYPES,
+  JSON_CONTENT_TYPE,
+  MAX_INSTANCES,
+  mediaType,
+  parseInstancesRequest,
+  SUPPORTED_CONTENT_TYPES,
+} from './contract.ts';
+
+/** A request turned into model inputs: `single` answers one object, `batch` answers `{predictions}`. */
+export interface DecodedRequest {
+  kind: 'single' | 'batch';
+  images: Float32Array[];
+}
+
+/**
+ * Turns an `/invocations` body into preprocessed images, through the same preprocessing module
+ * the trainer uses. Every client mistake becomes a ClientError (4xx); nothing else is thrown
+ * for bad input.
+ */
+export async function decodeRequest(
+  contentType: string | undefined,
+  body: Buffer,
+  imageSize: number,
+  maxInstances = MAX_INSTANCES,
+): Promise<DecodedRequest> {
+  const type = mediaType(contentType);
+  if (!type || !SUPPORTED_CONTENT_TYPES.includes(type)) {
+    throw new ClientError(
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      `content type ${type ? `"${type}"` : '(none)'} is not supported; send ${SUPPORTED_CONTENT_TYPES.join(', ')}`,
+    );
+  }
+  if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
+
+  if ((IMAGE_CONTENT_TYPES as readonly string[]).includes(type)) {
+    return { kind: 'single', images: [await decodeImage(body, imageSize, 'image')] };
+  }
+  if (type !== JSON_CONTENT_TYPE) throw new Error(`unhandled content type ${type}`);
+
+  const instances = parseInstancesRequest(body.toString('utf8'), maxInstances);
+  // Sequential on purpose: decoding in parallel would hold every full-size image in memory at once.
+  const images: Float32Array[] = [];
+  for (const [i, instance] of instances.entries()) {
+    const what = `instances[${i}]`;
+    if ('b64' in instance) {
+      images.push(await decodeImage(decodeBase64(instance.b64, `${what}.b64`), imageSize, what));
+    } else {
+      images.push(await decodePixels(instance.pixels, instance.shape, imageSize, what));
+    }
+  }
+  return { kind: 'batch', images };
+}
+
+async function decodeImage(bytes: Uint8Array, imageSize: number, what: string): Promise<Float32Array> {
+  try {
+    return await imageToRgb(bytes, imageSize);
+  } catch (err) {
+    throw toClientError(err, what);
+  }
+}
+
+async function decodePixels(
+  pixels: unknown[],
+  shape: [number, number, number],
+  imageSize: number,
+  what: string,
+): Promise<Float32Array> {
+  try {
+    // pixelsToRgb checks every value is a finite number in [0, 255].
+    return await pixelsToRgb(pixels as number[], shape, imageSize);
+  } catch (err) {
+    throw toClientError(err, what);
+  }
+}
+
+function toClientError(err: unknown, what: string): unknown {
+  if (!(err instanceof ImageDecodeError)) return err;
+  switch (err.code) {
+    case 'EMPTY':
+      return new ClientError(400, 'EMPTY_BODY', `${what} is empty`);
+    case 'TOO_LARGE':
+      return new ClientError(413, 'IMAGE_TOO_LARGE', `${what}: ${err.message}`);
+    case 'BAD_PIXELS':
+      return new ClientError(400, 'INVALID_PIXELS', `${what}: ${err.message}`);
+    default:
+      // sharp's messages name the problem ("unsupported image format", "premature end") without paths.
+      return new ClientError(400, 'UNDECODABLE_IMAGE', `${what}: ${err.message}`);
+  }
+}

@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs';
+import { type ArtifactConfig, loadModel } from '../model-io.ts';
+import type { Prediction } from './contract.ts';
+
+/**
+ * The loaded model plus the bookkeeping around one batched prediction. Every tensor made here
+ * is disposed before `predict` returns, so the tensor count stays flat however many requests come.
+ */
+export class Predictor {
+  private constructor(
+    private readonly model: tf.LayersModel,
+    readonly config: ArtifactConfig,
+  ) {}
+
+  /** Loads the model from `dir` on the current backend and runs one warm-up prediction. */
+  static async load(dir: string): Promise<Predictor> {
+    const { model, config } = await loadModel(dir);
+    const predictor = new Predictor(model, config);
+    // The first call compiles kernels (and, on wasm/GPU, allocates): pay it before /ping says ready.
+    await predictor.predict([new Float32Array(config.imageSize * config.imageSize * 3)]);
+    return predictor;
+  }
+
+  get imageSize(): number {
+    return this.config.imageSize;
+  }
+
+  /** Predicts a batch of HWC RGB images (each `imageSize^2 * 3` values in [0, 255]), in order. */
+  async predict(images: readonly Float32Array[]): Promise<Prediction[]> {
+    const size = this.config.imageSize;
+    const pixelsPerImage = size * size * 3;
+    const batch = new Float32Array(images.length * pixelsPerImage);
+    images.forEach((image, i) => {
+      if (image.length !== pixelsPerImage) {
+        throw new Error(`image ${i} has ${image.length} values, expected ${pixelsPerImage}`);
+      }
+      batch.set(image, i * pixelsPerImage);
+    });
+    const output = tf.tidy(() => {
+      const input = tf.tensor4d(batch, [images.length, size, size, 3]);
+      return this.model.predict(input) as tf.Tensor;
+    });
+    let values: Float32Array;
+    try {
+      values = (await output.data()) as Float32Array;
+    } finally {
+      output.dispose();
+    }
+    const classes = this.config.labels.length;
+    return images.map((_, i) => this.toPrediction(values.subarray(i * classes, (i + 1) * classes)));
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+
+  private toPrediction(scores: Float32Array): Prediction {
+    // The model ends in softmax; renormalising only absorbs float32 rounding so the sum is 1.
+    const total = scores.reduce((a, b) => a + b, 0) || 1;
+    const probabilities: Record<string, number> = {};
+    let best = 0;
+    this.config.labels.forEach((label, k) => {
+      probabilities[label] = scores[k] / total;
+      if (scores[k] > scores[best]) best = k;
+    });
+    return { label: this.config.labels[best], probabilities, modelVersion: this.config.modelVersion };
+  }
+}
