@@ -83,6 +83,8 @@ const GEOMETRIES = [
   { x: [2, 7, 9, 5], k: 3 },
   { x: [1, 11, 6, 3], k: 5 },
   { x: [3, 5, 5, 8], k: 1 },
+  // More output than input channels takes the other branch of the 1x1 filter gradient.
+  { x: [2, 4, 3, 2], k: 1 },
 ];
 
 describe('wasm training kernels match the cpu backend', () => {
@@ -102,6 +104,20 @@ describe('wasm training kernels match the cpu backend', () => {
             'Conv2DBackpropFilter',
             { x: { values: random(x, 1), shape: x }, dy: { values: random(dyShape, 2), shape: dyShape } },
             { strides: [stride, stride], pad, dataFormat: 'NHWC', filterShape },
+          );
+        });
+
+        it(`Conv2DBackpropInput ${tag}`, async () => {
+          // Stock wasm kernel except 1x1 stride 1, which we route through BatchMatMul.
+          const filterShape = [k, k, x[3], 4];
+          const dyShape = outShape(x, filterShape, stride, pad, false);
+          await compare(
+            'Conv2DBackpropInput',
+            {
+              dy: { values: random(dyShape, 11), shape: dyShape },
+              filter: { values: random(filterShape, 12), shape: filterShape },
+            },
+            { strides: [stride, stride], pad, dataFormat: 'NHWC', inputShape: x },
           );
         });
 

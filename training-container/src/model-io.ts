@@ -4,6 +4,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { LABELS } from './labels.ts';
+// Registers EfficientNet's custom layers (DropConnect, Normalization, ChannelScale) for tf.loadLayersModel.
+import './model/layers.ts';
 
 /**
  * The model artifact: what `train` writes to /opt/ml/model and `serve` loads from it.

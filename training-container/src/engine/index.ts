@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerLeanBatchNormGradient } from './batchnorm-grad.ts';
 
 /**
  * Run-time engine selection. The same trainer and server code runs on whichever engine the
@@ -71,6 +72,8 @@ export async function initEngine(
   ) {
     return current;
   }
+  // Backend-independent, and it removes the full-size Tile that dominated batch-norm backprop.
+  registerLeanBatchNormGradient();
   const candidates = preference === 'auto' ? AUTO_ORDER : [preference];
   for (const name of candidates) {
     try {

@@ -61,19 +61,79 @@ function runWasmKernel(name: string, args: KernelArgs): TensorInfo {
   return kernel.kernelFunc(args as Parameters<typeof kernel.kernelFunc>[0]) as TensorInfo;
 }
 
-/** dW = X^T dY for a 1x1 stride-1 convolution, as one [N, Ci]^T x [N, Co] matrix product. */
+/** Copies a row-major [rows, cols] matrix transposed into `dst` ([cols, rows]), in cache-sized tiles. */
+function transposeInto(src: Float32Array, dst: Float32Array, rows: number, cols: number): void {
+  const tile = 32;
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    const r1 = Math.min(r0 + tile, rows);
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const c1 = Math.min(c0 + tile, cols);
+      for (let r = r0; r < r1; r++) {
+        const rowBase = r * cols;
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[rowBase + c];
+      }
+    }
+  }
+}
+
+function transposed(backend: BackendWasm, t: TensorInfo, rows: number, cols: number): TensorInfo {
+  const out = backend.makeOutput([1, cols, rows], 'float32');
+  transposeInto(view(backend, t), view(backend, out), rows, cols);
+  return out;
+}
+
+/**
+ * [M, K] x [K, N] through the backend's BatchMatMul. Only the untransposed case reaches XNNPACK's
+ * fast path in tfjs 4.22 (a transpose flag is about 8x slower), so callers transpose in JS first.
+ */
+function matMul(
+  backend: BackendWasm,
+  a: TensorInfo,
+  b: TensorInfo,
+  m: number,
+  k: number,
+  n: number,
+): TensorInfo {
+  const a3 = runWasmKernel('Reshape', { inputs: { x: a }, backend, attrs: { shape: [1, m, k] } });
+  const b3 = runWasmKernel('Reshape', { inputs: { x: b }, backend, attrs: { shape: [1, k, n] } });
+  const out = runWasmKernel('BatchMatMul', {
+    inputs: { a: a3, b: b3 },
+    backend,
+    attrs: { transposeA: false, transposeB: false },
+  });
+  backend.disposeData(a3.dataId);
+  backend.disposeData(b3.dataId);
+  return out;
+}
+
+/** dW = X^T dY for a 1x1 stride-1 convolution, as one matrix product over all N = B*H*W pixels. */
 function pointwiseFilterGrad(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, filterShape: number[]) {
   const [, , inC, outC] = filterShape;
-  const xm = runWasmKernel('Reshape', { inputs: { x }, backend, attrs: { shape: [1, -1, inC] } });
-  const dym = runWasmKernel('Reshape', { inputs: { x: dy }, backend, attrs: { shape: [1, -1, outC] } });
-  const product = runWasmKernel('BatchMatMul', {
-    inputs: { a: xm, b: dym },
-    backend,
-    attrs: { transposeA: true, transposeB: false },
-  });
-  backend.disposeData(xm.dataId);
-  backend.disposeData(dym.dataId);
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  let product: TensorInfo;
+  if (outC <= inC) {
+    // Transpose the smaller operand: dW^T = dY^T X ([outC, inC]), then flip the small result.
+    const dyT = transposed(backend, dy, n, outC);
+    const dwT = matMul(backend, dyT, x, outC, n, inC);
+    backend.disposeData(dyT.dataId);
+    product = transposed(backend, dwT, outC, inC);
+    backend.disposeData(dwT.dataId);
+  } else {
+    const xT = transposed(backend, x, n, inC);
+    product = matMul(backend, xT, dy, inC, n, outC);
+    backend.disposeData(xT.dataId);
+  }
   return { dataId: product.dataId, shape: filterShape, dtype: product.dtype };
+}
+
+/** dX = dY W^T for a 1x1 stride-1 convolution (W^T is tiny, so transposing it is free). */
+function pointwiseInputGrad(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inputShape: number[]) {
+  const [, , inC, outC] = filter.shape;
+  const n = dy.shape[0] * dy.shape[1] * dy.shape[2];
+  const wT = transposed(backend, filter, inC, outC);
+  const dx = matMul(backend, dy, wT, n, outC, inC);
+  backend.disposeData(wT.dataId);
+  return { dataId: dx.dataId, shape: inputShape, dtype: dx.dtype };
 }
 
 function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
@@ -233,19 +293,55 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorI
   return out;
 }
 
+/**
+ * Wraps the stock wasm Conv2DBackpropInput: 1x1 stride-1 cases (the expand/project/SE convs) go
+ * through the fast matmul, everything else to the original kernel.
+ */
+function conv2DBackpropInputWith(original: tf.KernelFunc) {
+  return (args: KernelArgs): TensorInfo => {
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const a = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const nhwc = a.dataFormat === undefined || a.dataFormat === 'NHWC';
+    if (nhwc && dy.dtype === 'float32' && filter.dtype === 'float32') {
+      const info = tf.backend_util.computeConv2DInfo(
+        a.inputShape,
+        filter.shape as [number, number, number, number],
+        a.strides,
+        1,
+        a.pad,
+        a.dimRoundingMode,
+      );
+      if (isPointwise(info)) return pointwiseInputGrad(args.backend as BackendWasm, dy, filter, a.inputShape);
+    }
+    return original(args as Parameters<tf.KernelFunc>[0]) as TensorInfo;
+  };
+}
+
 const KERNELS: Array<[string, (args: KernelArgs) => TensorInfo]> = [
   ['Conv2DBackpropFilter', conv2DBackpropFilter],
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
   ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
 ];
 
+let registered = false;
+
 /**
- * Registers the missing gradient kernels for the 'wasm' backend. Idempotent, and it never
- * replaces a kernel a future tfjs release registers itself.
+ * Registers the missing gradient kernels for the 'wasm' backend (never replacing one a future
+ * tfjs release registers itself) and the faster 1x1 path of Conv2DBackpropInput. Idempotent.
  */
 export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
   for (const [kernelName, kernelFunc] of KERNELS) {
     if (tf.getKernel(kernelName, 'wasm')) continue;
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
+  }
+  const stock = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (stock) {
+    tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+    tf.registerKernel({
+      ...stock,
+      kernelFunc: conv2DBackpropInputWith(stock.kernelFunc) as tf.KernelFunc,
+    });
   }
 }
