@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BASE_DEFAULTS,
+  HyperparameterError,
+  PROFILE_VALUES,
+  parseHyperparameters,
+} from '../../training-container/src/train/hyperparameters.ts';
+
+describe('parseHyperparameters', () => {
+  it('parses SageMaker string values and applies the full profile by default', () => {
+    const hp = parseHyperparameters({ epochs: '7', learning_rate: '3e-4', flip: 'false', engine: 'wasm' });
+    expect(hp).toMatchObject({
+      profile: 'full',
+      epochs: 7,
+      learning_rate: 3e-4,
+      flip: false,
+      engine: 'wasm',
+    });
+    expect(hp.image_size).toBe(Number(BASE_DEFAULTS.image_size));
+    expect(hp.validation_fraction).toBe(0.2);
+  });
+
+  it('lets any hyperparameter override the profile', () => {
+    const quick = parseHyperparameters({ profile: 'quick' });
+    expect(quick.image_size).toBe(Number(PROFILE_VALUES.quick.image_size));
+    expect(quick.image_size).not.toBe(224);
+    expect(parseHyperparameters({ profile: 'quick', image_size: '128' }).image_size).toBe(128);
+  });
+
+  it('accepts plain JSON numbers and booleans and ignores SageMaker-added keys', () => {
+    const hp = parseHyperparameters({
+      epochs: 3,
+      class_weights: false,
+      sagemaker_program: 'x',
+      _tuning: 'y',
+    });
+    expect(hp.epochs).toBe(3);
+    expect(hp.class_weights).toBe(false);
+  });
+
+  it.each([
+    [{ epochs: 'abc' }, /"epochs": expected an integer, got "abc"/],
+    [{ epochs: '0' }, /"epochs".*>=1/],
+    [{ image_size: '1.5' }, /"image_size": expected an integer/],
+    [{ learning_rate: '-1' }, /"learning_rate"/],
+    [{ flip: 'maybe' }, /"flip": expected true or false/],
+    [{ engine: 'gpu' }, /"engine": expected one of auto, wasm/],
+    [{ profile: 'fast' }, /"profile": expected one of quick, full/],
+    [{ epoch: '3' }, /unknown hyperparameter "epoch"/],
+    [{ validation_fraction: '' }, /"validation_fraction": expected a number/],
+  ])('rejects %j with a clear message', (raw, message) => {
+    expect(() => parseHyperparameters(raw)).toThrow(HyperparameterError);
+    expect(() => parseHyperparameters(raw)).toThrow(message);
+  });
+
+  it('reports every problem at once', () => {
+    const call = () => parseHyperparameters({ epochs: 'x', batch_size: '0' });
+    expect(call).toThrow(/"epochs": expected an integer/);
+    expect(call).toThrow(/"batch_size": .*>=1/);
+  });
+});

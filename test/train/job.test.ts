@@ -1,0 +1,111 @@
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../../training-container/src/model-io.ts';
+import '../../training-container/src/model/index.ts';
+import { optMlPaths } from '../../training-container/src/paths.ts';
+import { runTrainingJob } from '../../training-container/src/train/job.ts';
+import { makeImageFolder, makeOptMl, TINY } from './fixtures.ts';
+
+const EPOCH_LINE =
+  /^epoch=(\d+) train_loss=\d+\.\d{4} train_acc=\d\.\d{4} val_loss=\d+\.\d{4} val_acc=\d\.\d{4} lr=\d\.\d{6}$/;
+
+async function run(hyperparameters: Record<string, string>, channels: Record<string, string>) {
+  const root = await makeOptMl(hyperparameters, channels);
+  const log: string[] = [];
+  const code = await runTrainingJob({ paths: optMlPaths(root), log: (l) => log.push(l) });
+  return { root, paths: optMlPaths(root), code, log };
+}
+
+const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
+
+describe('train entrypoint (tiny model, cpu backend)', () => {
+  it('trains, writes the model, report, split and the evaluation with charts', async () => {
+    const train = await makeImageFolder(8);
+    const test = await makeImageFolder(4, { seed: 99 });
+    // One test image also sits in train (a leak) and one train file is corrupt.
+    await copyFile(path.join(test, 'no_tumor/img0.jpg'), path.join(train, 'no_tumor/leaked.jpg'));
+    await writeFile(path.join(train, 'glioma_tumor/broken.jpg'), 'not a jpeg');
+
+    const { code, paths, log } = await run({ ...TINY, epochs: '2' }, { train, test });
+    expect(code, log.join('\n')).toBe(0);
+    expect(log.filter((l) => l.startsWith('epoch='))).toHaveLength(2);
+    for (const line of log.filter((l) => l.startsWith('epoch='))) expect(line).toMatch(EPOCH_LINE);
+    expect(log.some((l) => l.includes('skipping glioma_tumor/broken.jpg'))).toBe(true);
+
+    const { model, config } = await loadModel(paths.model);
+    expect(config).toMatchObject({ imageSize: 32, labels: ['glioma', 'meningioma', 'notumor', 'pituitary'] });
+    expect(model.predict(tf.zeros([1, 32, 32, 3])) as tf.Tensor).toHaveProperty('shape', [1, 4]);
+
+    const report = await readJson(path.join(paths.model, 'training-report.json'));
+    expect(report.history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2]);
+    expect(report.engine.name).toBe('cpu');
+    expect(report.split.train + report.split.validation).toBe(33);
+    expect(report.data.train.skipped).toEqual([
+      { relPath: 'glioma_tumor/broken.jpg', reason: expect.any(String) },
+    ]);
+    expect(Object.keys(report.classWeights)).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
+    expect(report.durations.totalSeconds).toBeGreaterThan(0);
+
+    const split = await readJson(path.join(paths.model, 'split.json'));
+    expect(split.train.length).toBe(report.split.train);
+    expect(split.validation.filter((f: string) => split.train.includes(f))).toEqual([]);
+
+    const evaluation = await readJson(path.join(paths.outputData, 'evaluation.json'));
+    expect(evaluation.overall.n).toBe(16);
+    expect(evaluation.leakFree.n).toBe(15);
+    expect(evaluation.overall.confusionMatrix.matrix.flat().reduce((a: number, b: number) => a + b)).toBe(16);
+    for (const png of ['confusion-matrix.png', 'training-curves.png']) {
+      expect((await sharp(path.join(paths.outputData, png)).metadata()).format).toBe('png');
+    }
+  });
+
+  it('fails with a reason in the failure file when the train channel is missing', async () => {
+    const { code, paths } = await run(TINY, {});
+    expect(code).not.toBe(0);
+    expect(await readFile(paths.failure, 'utf8')).toMatch(/no "train" input channel/);
+  });
+
+  it('fails when a class has no images, naming the class', async () => {
+    const train = await makeImageFolder(3, { folders: ['glioma_tumor', 'meningioma_tumor', 'no_tumor'] });
+    await mkdir(path.join(train, 'pituitary_tumor'));
+    const { code, paths } = await run(TINY, { train });
+    expect(code).not.toBe(0);
+    expect(await readFile(paths.failure, 'utf8')).toMatch(/no images for class pituitary/);
+  });
+
+  it('fails on a bad hyperparameter before doing any work', async () => {
+    const { code, paths } = await run({ ...TINY, epochs: 'ten' }, {});
+    expect(code).not.toBe(0);
+    expect(await readFile(paths.failure, 'utf8')).toMatch(/hyperparameter "epochs": expected an integer/);
+  });
+
+  it('checkpoints and exits on SIGTERM when run as the container entrypoint', async () => {
+    const train = await makeImageFolder(8);
+    const root = await makeOptMl({ ...TINY, epochs: '100', early_stopping_patience: '100' }, { train });
+    const main = path.resolve('training-container/src/main.ts');
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'train'], {
+      env: { ...process.env, OPT_ML_ROOT: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+        if (/^epoch=1 /m.test(output)) resolve();
+      });
+      child.on('exit', () => reject(new Error(`exited before epoch 1:\n${output}`)));
+    });
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(Date.now() - signalled).toBeLessThan(30_000);
+    expect(output).toMatch(/interrupted: saved checkpoint/);
+    expect((await readdir(path.join(root, 'checkpoints'))).some((n) => n.startsWith('step-'))).toBe(true);
+    await rm(root, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,294 @@
+import * as tf from '@tensorflow/tfjs';
+import type { AugmentOptions } from '../data/augment.ts';
+import { batches } from '../data/batches.ts';
+import type { DecodedImages } from '../data/decode.ts';
+import { deriveRng, shuffle } from '../data/rng.ts';
+import type { Split } from '../data/split.ts';
+import { lossAndAccuracy, predictProbabilities } from '../evaluate/predict.ts';
+import { EarlyStopping, ReduceLROnPlateau } from './callbacks.ts';
+import {
+  type CheckpointState,
+  clearCheckpoints,
+  type EpochRecord,
+  loadLatestCheckpoint,
+  restoreModelWeights,
+  saveCheckpoint,
+} from './checkpoint.ts';
+import type { Hyperparameters } from './hyperparameters.ts';
+
+export type StopReason = 'epochs' | 'early_stopping' | 'time_limit' | 'interrupted';
+
+export interface TrainLoopOptions {
+  model: tf.LayersModel;
+  data: DecodedImages;
+  split: Split;
+  /** Loss weight per class (all 1 to disable). */
+  classWeights: number[];
+  hp: Pick<
+    Hyperparameters,
+    | 'batch_size'
+    | 'grad_accum'
+    | 'epochs'
+    | 'learning_rate'
+    | 'lr_factor'
+    | 'lr_patience'
+    | 'min_lr'
+    | 'early_stopping_patience'
+    | 'time_limit_minutes'
+    | 'seed'
+  >;
+  augment: AugmentOptions;
+  checkpointDir: string;
+  /** Identifies the settings and split; checkpoints with another fingerprint are discarded. */
+  fingerprint: string;
+  log: (line: string) => void;
+  /** Polled after every optimizer step (SIGTERM): checkpoint mid-epoch and return. */
+  shouldStop?: () => boolean;
+  onEpochStart?: (epoch: number, steps: number, startStep: number) => void;
+  onStep?: (step: number, loss: number) => void;
+}
+
+export interface TrainLoopResult {
+  history: EpochRecord[];
+  stoppedBy: StopReason;
+  /** Epoch whose weights the model holds at the end (best validation loss). */
+  bestEpoch: number;
+  resumedFrom?: { epoch: number; stepInEpoch: number; checkpoint: string };
+  finalLearningRate: number;
+  /** Training seconds in this process (decoding and evaluation excluded). */
+  seconds: number;
+}
+
+/** The per-epoch line SageMaker metric definitions parse; keep the format fixed. */
+export function formatEpochLine(r: EpochRecord): string {
+  return (
+    `epoch=${r.epoch} train_loss=${r.train_loss.toFixed(4)} train_acc=${r.train_acc.toFixed(4)} ` +
+    `val_loss=${r.val_loss.toFixed(4)} val_acc=${r.val_acc.toFixed(4)} lr=${r.lr.toFixed(6)}`
+  );
+}
+
+/**
+ * A hand-written loop rather than `model.fit`, because fit cannot accumulate gradients, stream
+ * augmented batches from a uint8 cache, or checkpoint the optimizer mid-epoch. Keras semantics
+ * otherwise: Adam, class-weighted cross-entropy (sum of weighted losses / batch size), validation
+ * after every epoch, then reduce-on-plateau and early stopping on validation loss.
+ */
+export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopResult> {
+  const { model, data, split, hp, log } = options;
+  const numClasses = options.classWeights.length;
+  const optimizer = tf.train.adam(hp.learning_rate);
+  const reduceLr = new ReduceLROnPlateau({
+    factor: hp.lr_factor,
+    patience: hp.lr_patience,
+    minLr: hp.min_lr,
+  });
+  const early = new EarlyStopping({ patience: hp.early_stopping_patience });
+  let state: CheckpointState = {
+    fingerprint: options.fingerprint,
+    epoch: 0,
+    stepInEpoch: 0,
+    partial: emptyPartial(),
+    learningRate: hp.learning_rate,
+    reduceLr: reduceLr.state,
+    earlyStopping: early.state,
+    history: [],
+  };
+
+  let resumedFrom: TrainLoopResult['resumedFrom'];
+  const checkpoint = await loadLatestCheckpoint(options.checkpointDir, log);
+  if (checkpoint && checkpoint.state.fingerprint === options.fingerprint) {
+    restoreModelWeights(model, checkpoint.model);
+    await optimizer.setWeights(checkpoint.optimizer);
+    // A job that ran out of epochs may be continued with more; an early stop is final.
+    state = {
+      ...checkpoint.state,
+      finished:
+        checkpoint.state.finished === 'epochs' && checkpoint.state.epoch < hp.epochs
+          ? undefined
+          : checkpoint.state.finished,
+    };
+    reduceLr.state = { ...state.reduceLr };
+    early.state = { ...state.earlyStopping };
+    early.setBestWeights(checkpoint.best);
+    resumedFrom = { epoch: state.epoch, stepInEpoch: state.stepInEpoch, checkpoint: checkpoint.dir };
+    log(
+      `resuming from checkpoint ${checkpoint.dir}: ${state.epoch} epochs done` +
+        `${state.stepInEpoch ? ` and ${state.stepInEpoch} steps of the next` : ''}, lr=${state.learningRate}`,
+    );
+  } else if (checkpoint) {
+    log(`ignoring checkpoints in ${options.checkpointDir}: they were made with other settings or data`);
+    await clearCheckpoints(options.checkpointDir);
+  }
+  if (checkpoint) {
+    tf.dispose(Object.values(checkpoint.model));
+    tf.dispose(checkpoint.optimizer.map((w) => w.tensor));
+  }
+  setLearningRate(optimizer, state.learningRate);
+
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const weights = tf.tensor1d(options.classWeights);
+  const stepImages = hp.batch_size * hp.grad_accum;
+  const steps = Math.ceil(split.train.length / stepImages);
+  const valLabels = Int32Array.from(split.validation, (i) => data.labels[i]);
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
+  const save = () =>
+    saveCheckpoint(options.checkpointDir, optimizer.iterations, {
+      state: { ...state, reduceLr: { ...reduceLr.state }, earlyStopping: { ...early.state } },
+      model,
+      optimizer,
+      best: early.bestWeights,
+    });
+
+  let stoppedBy = state.finished as StopReason | undefined;
+  try {
+    for (let epoch = state.epoch + 1; !stoppedBy && epoch <= hp.epochs; epoch++) {
+      const previous = state.history.at(-1)?.seconds;
+      if (hp.time_limit_minutes > 0 && previous && elapsed() + previous > hp.time_limit_minutes * 60) {
+        log(`stopping before epoch ${epoch}: it would end past time_limit_minutes=${hp.time_limit_minutes}`);
+        stoppedBy = 'time_limit';
+        break;
+      }
+      const order = shuffle([...split.train], deriveRng(hp.seed, 1, epoch));
+      const partial = state.stepInEpoch > 0 ? { ...state.partial } : emptyPartial();
+      const epochStarted = performance.now() - partial.seconds * 1000;
+      options.onEpochStart?.(epoch, steps, state.stepInEpoch);
+      for (let step = state.stepInEpoch; step < steps; step++) {
+        const stepOrder = order.slice(step * stepImages, (step + 1) * stepImages);
+        const rng = deriveRng(hp.seed, 2, epoch, step);
+        const result = await trainStep(model, vars, optimizer, data, stepOrder, hp.batch_size, weights, {
+          options: options.augment,
+          rng,
+        });
+        partial.lossSum += result.lossSum;
+        partial.correct += result.correct;
+        partial.seen += stepOrder.length;
+        options.onStep?.(step + 1, partial.lossSum / partial.seen);
+        if (options.shouldStop?.()) {
+          partial.seconds = (performance.now() - epochStarted) / 1000;
+          state = { ...state, stepInEpoch: step + 1, partial };
+          const dir = await save();
+          log(`interrupted: saved checkpoint ${dir} at epoch ${epoch}, step ${step + 1}/${steps}`);
+          return result_('interrupted');
+        }
+      }
+      const probs = await predictProbabilities(model, data, split.validation, hp.batch_size * 2);
+      const val = lossAndAccuracy(probs, valLabels, numClasses);
+      const record: EpochRecord = {
+        epoch,
+        train_loss: partial.lossSum / partial.seen,
+        train_acc: partial.correct / partial.seen,
+        val_loss: val.loss,
+        val_acc: val.accuracy,
+        lr: state.learningRate,
+        seconds: (performance.now() - epochStarted) / 1000,
+      };
+      log(formatEpochLine(record));
+      const stop = early.onEpochEnd(epoch, val.loss, model);
+      const nextLr = reduceLr.onEpochEnd(val.loss, state.learningRate);
+      if (nextLr !== state.learningRate)
+        log(`reducing learning rate to ${nextLr} (val_loss did not improve)`);
+      setLearningRate(optimizer, nextLr);
+      if (stop) {
+        log(`early stopping: val_loss did not improve for ${hp.early_stopping_patience} epochs`);
+        stoppedBy = 'early_stopping';
+      } else if (epoch === hp.epochs) {
+        stoppedBy = 'epochs';
+      }
+      state = {
+        ...state,
+        epoch,
+        stepInEpoch: 0,
+        partial: emptyPartial(),
+        learningRate: nextLr,
+        history: [...state.history, record],
+        finished: stoppedBy,
+      };
+      await save();
+    }
+    stoppedBy ??= 'epochs';
+    if (stoppedBy === 'time_limit') {
+      state = { ...state, finished: stoppedBy };
+      await save();
+    }
+    if (early.restoreBest(model)) {
+      log(
+        `restored the best weights: epoch ${early.state.bestEpoch} (val_loss=${early.state.best.toFixed(4)})`,
+      );
+    }
+    return result_(stoppedBy);
+  } finally {
+    weights.dispose();
+    early.setBestWeights(undefined);
+    optimizer.dispose();
+  }
+
+  function result_(stop: StopReason): TrainLoopResult {
+    return {
+      history: state.history,
+      stoppedBy: stop,
+      bestEpoch: early.state.bestEpoch,
+      resumedFrom,
+      finalLearningRate: state.learningRate,
+      seconds: elapsed(),
+    };
+  }
+}
+
+/**
+ * One optimizer step over `stepOrder`, split into micro-batches of `microBatch` whose gradients
+ * are summed: each micro-batch's loss is divided by the whole step's size, so the sum is exactly
+ * the gradient of one big batch (batch-norm statistics aside) at a fraction of the memory.
+ */
+async function trainStep(
+  model: tf.LayersModel,
+  vars: tf.Variable[],
+  optimizer: tf.Optimizer,
+  data: DecodedImages,
+  stepOrder: number[],
+  microBatch: number,
+  classWeights: tf.Tensor1D,
+  augment: { options: AugmentOptions; rng: () => number },
+): Promise<{ lossSum: number; correct: number }> {
+  const size = data.imageSize;
+  const numClasses = classWeights.shape[0];
+  let summed: tf.NamedTensorMap | undefined;
+  let lossSum = 0;
+  let correct = 0;
+  for (const batch of batches(data, stepOrder, microBatch, augment)) {
+    const n = batch.indices.length;
+    let hits: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const x = tf.tensor4d(batch.x, [n, size, size, 3]);
+      const y = tf.tensor1d(batch.y, 'int32');
+      const probs = model.apply(x, { training: true }) as tf.Tensor2D;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), y), 'float32'))) as tf.Scalar;
+      const ce = tf.neg(tf.sum(tf.mul(tf.oneHot(y, numClasses), tf.log(tf.clipByValue(probs, 1e-7, 1))), 1));
+      return tf.div(tf.sum(tf.mul(ce, tf.gather(classWeights, y))), stepOrder.length) as tf.Scalar;
+    }, vars);
+    lossSum += (await value.data())[0] * stepOrder.length;
+    correct += hits ? (await hits.data())[0] : 0;
+    tf.dispose([value, hits as tf.Scalar]);
+    if (!summed) {
+      summed = grads;
+    } else {
+      const acc = summed;
+      summed = Object.fromEntries(Object.keys(acc).map((k) => [k, tf.add(acc[k], grads[k])]));
+      tf.dispose([...Object.values(acc), ...Object.values(grads)]);
+    }
+  }
+  if (summed) {
+    optimizer.applyGradients(summed);
+    tf.dispose(Object.values(summed));
+  }
+  return { lossSum, correct };
+}
+
+function emptyPartial(): CheckpointState['partial'] {
+  return { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+}
+
+/** tfjs keeps Adam's rate in a protected field that applyGradients reads on every step. */
+function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
