@@ -147,6 +147,21 @@ describe('wasm training kernels match the cpu backend', () => {
     }
   }
 
+  for (const [axis, keepDims] of [
+    [[0, 1, 2], false],
+    [[0, 1, 2], true],
+    [[0], false],
+    [[1, 2], true],
+    [-1, false],
+  ] as const) {
+    for (const kernel of ['Sum', 'Mean']) {
+      it(`${kernel} axis=${JSON.stringify(axis)} keepDims=${keepDims}`, async () => {
+        const shape = [3, 5, 7, 6];
+        await compare(kernel, { x: { values: random(shape, 13), shape } }, { axis, keepDims });
+      });
+    }
+  }
+
   it('trains a small conv net on wasm to the same gradients as cpu', async () => {
     // End to end through tf.grads: conv (3x3 stride 2), depthwise (3x3), pointwise conv.
     const xv = random([2, 9, 9, 3], 7);

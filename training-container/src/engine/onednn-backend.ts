@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
 import { convKernels, type NativeKernel } from './onednn-conv.ts';
+import { elementwiseKernels } from './onednn-elementwise.ts';
 
 /** The tfjs backend name the onednn engine registers. */
 export const ONEDNN_BACKEND = 'onednn';
@@ -21,7 +22,7 @@ export class OnednnBackend extends MathBackendCPU {
 
 /** Names of the kernels that run natively (everything else is the stock cpu kernel). */
 export function nativeKernelTable(addon: OnednnAddon): Record<string, NativeKernel> {
-  return { ...convKernels(addon) };
+  return { ...convKernels(addon), ...elementwiseKernels(addon) };
 }
 
 /**

@@ -248,12 +248,71 @@ function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): Tensor
   return out;
 }
 
+/**
+ * For stride 1 (12 of B0's 16 depthwise layers) the input gradient is itself a depthwise
+ * convolution of dy with the filter rotated 180 degrees and complementary padding, which the
+ * backend's XNNPACK kernel runs about ten times faster than a JS loop. Returns undefined when
+ * the geometry does not allow it.
+ */
+function depthwiseInputGradAsConv(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: Conv2DInfo,
+): TensorInfo | undefined {
+  const { filterHeight: fh, filterWidth: fw, inChannels, outChannels } = info;
+  if (
+    info.strideHeight !== 1 ||
+    info.strideWidth !== 1 ||
+    info.dilationHeight !== 1 ||
+    info.dilationWidth !== 1
+  ) {
+    return undefined;
+  }
+  if (inChannels !== outChannels) return undefined;
+  const top = fh - 1 - info.padInfo.top;
+  const left = fw - 1 - info.padInfo.left;
+  const bottom = info.inHeight - info.outHeight + fh - 1 - top;
+  const right = info.inWidth - info.outWidth + fw - 1 - left;
+  if (Math.min(top, left, bottom, right) < 0) return undefined;
+
+  const rotated = backend.makeOutput(filter.shape, 'float32');
+  const src = view(backend, filter);
+  const dst = view(backend, rotated);
+  for (let fy = 0; fy < fh; fy++) {
+    for (let fx = 0; fx < fw; fx++) {
+      const from = (fy * fw + fx) * inChannels;
+      const to = ((fh - 1 - fy) * fw + (fw - 1 - fx)) * inChannels;
+      dst.set(src.subarray(from, from + inChannels), to);
+    }
+  }
+  const dx = runWasmKernel('DepthwiseConv2dNative', {
+    inputs: { x: dy, filter: rotated },
+    backend,
+    attrs: {
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  });
+  backend.disposeData(rotated.dataId);
+  return dx;
+}
+
 function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const wasm = backend as BackendWasm;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
   assertFloatNhwc('DepthwiseConv2dNativeBackpropInput', [dy, filter], undefined);
   const info = depthwiseInfo(a.inputShape, filter.shape, a);
+  const fast = depthwiseInputGradAsConv(wasm, dy, filter, info);
+  if (fast) return fast;
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
   const mult = outChannels / inChannels;
@@ -317,6 +376,40 @@ function conv2DBackpropInputWith(original: tf.KernelFunc) {
   };
 }
 
+/**
+ * Sum and Mean over the leading axes (e.g. [0, 1, 2] of NHWC: per-channel statistics and
+ * gradients in batch norm, bias and broadcast gradients). The stock wasm kernels only reduce
+ * innermost axes, so they first transpose the whole tensor; here it is one pass over memory
+ * with float64 accumulators. Other reductions go to the stock kernel.
+ */
+function outerReductionWith(original: tf.KernelFunc, mean: boolean) {
+  return (args: KernelArgs): TensorInfo => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+    const leading = axes.length > 0 && axes.length < rank && axes.every((ax, i) => ax === i);
+    if (x.dtype !== 'float32' || !leading)
+      return original(args as Parameters<tf.KernelFunc>[0]) as TensorInfo;
+    const backend = args.backend as BackendWasm;
+    const outer = x.shape.slice(0, axes.length).reduce((p, q) => p * q, 1);
+    const innerShape = x.shape.slice(axes.length);
+    const inner = innerShape.reduce((p, q) => p * q, 1);
+    const outShape = keepDims ? [...axes.map(() => 1), ...innerShape] : innerShape;
+    const out = backend.makeOutput(outShape, 'float32');
+    const xv = view(backend, x);
+    const acc = new Float64Array(inner);
+    for (let n = 0; n < outer; n++) {
+      const base = n * inner;
+      for (let c = 0; c < inner; c++) acc[c] += xv[base + c];
+    }
+    const ov = view(backend, out);
+    const scale = mean && outer > 0 ? 1 / outer : 1;
+    for (let c = 0; c < inner; c++) ov[c] = acc[c] * scale;
+    return out;
+  };
+}
+
 const KERNELS: Array<[string, (args: KernelArgs) => TensorInfo]> = [
   ['Conv2DBackpropFilter', conv2DBackpropFilter],
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
@@ -327,7 +420,8 @@ let registered = false;
 
 /**
  * Registers the missing gradient kernels for the 'wasm' backend (never replacing one a future
- * tfjs release registers itself) and the faster 1x1 path of Conv2DBackpropInput. Idempotent.
+ * tfjs release registers itself), plus fast paths wrapped around the stock Conv2DBackpropInput,
+ * Sum and Mean. Idempotent.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -336,12 +430,15 @@ export function registerWasmTrainingKernels(): void {
     if (tf.getKernel(kernelName, 'wasm')) continue;
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
   }
-  const stock = tf.getKernel('Conv2DBackpropInput', 'wasm');
-  if (stock) {
-    tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
-    tf.registerKernel({
-      ...stock,
-      kernelFunc: conv2DBackpropInputWith(stock.kernelFunc) as tf.KernelFunc,
-    });
+  const wrappers: Array<[string, (original: tf.KernelFunc) => (args: KernelArgs) => TensorInfo]> = [
+    ['Conv2DBackpropInput', conv2DBackpropInputWith],
+    ['Sum', (original) => outerReductionWith(original, false)],
+    ['Mean', (original) => outerReductionWith(original, true)],
+  ];
+  for (const [kernelName, wrap] of wrappers) {
+    const stock = tf.getKernel(kernelName, 'wasm');
+    if (!stock) continue;
+    tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ ...stock, kernelFunc: wrap(stock.kernelFunc) as tf.KernelFunc });
   }
 }

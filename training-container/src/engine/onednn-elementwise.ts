@@ -1,0 +1,268 @@
+import * as tf from '@tensorflow/tfjs';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { OnednnAddon } from '../../native/onednn/index.js';
+import { type NativeKernel, required, values } from './onednn-conv.ts';
+
+/**
+ * The elementwise work that dominates a training step once convolutions are native (profiled on
+ * EfficientNetB0: broadcast multiply/add/sub/div from batch-norm, swish and squeeze-excite and
+ * their gradients, axis sums/means, and the pad/slice pair of the stride-2 blocks). float32 runs
+ * natively; other dtypes and unsupported patterns run the stock cpu kernel.
+ */
+
+const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, SquaredDifference: 4, Maximum: 5, Minimum: 6 };
+const UNARY_OPS = {
+  Sigmoid: 0,
+  Sqrt: 1,
+  Square: 2,
+  Rsqrt: 3,
+  Exp: 4,
+  Neg: 5,
+  Relu: 6,
+  Log: 7,
+  Abs: 8,
+  Reciprocal: 9,
+};
+const REDUCE_OPS = { Sum: 0, Mean: 1, Max: 2 };
+
+function cpuKernel(name: string): NativeKernel {
+  const config = tf.getKernel(name, 'cpu');
+  if (!config) throw new Error(`tfjs cpu backend has no ${name} kernel`);
+  return config.kernelFunc as NativeKernel;
+}
+
+function contiguousStrides(shape: number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+/**
+ * A broadcast as one loop nest: output dims plus each input's element strides (0 where it is
+ * broadcast), with size-1 dims dropped and neighbouring dims merged where both inputs allow it.
+ */
+export function broadcastPlan(
+  aShape: number[],
+  bShape: number[],
+): { outShape: number[]; dims: Int32Array; aStrides: Int32Array; bStrides: Int32Array } {
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);
+  const n = outShape.length;
+  const pad = (s: number[]) => [...new Array<number>(n - s.length).fill(1), ...s];
+  const aPad = pad(aShape);
+  const bPad = pad(bShape);
+  const aContig = contiguousStrides(aPad);
+  const bContig = contiguousStrides(bPad);
+  const dims: number[] = [];
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let d = 0; d < n; d++) {
+    if (outShape[d] === 1) continue;
+    const sa = aPad[d] === 1 ? 0 : aContig[d];
+    const sb = bPad[d] === 1 ? 0 : bContig[d];
+    const last = dims.length - 1;
+    if (last >= 0 && as[last] === sa * outShape[d] && bs[last] === sb * outShape[d]) {
+      dims[last] *= outShape[d];
+      as[last] = sa;
+      bs[last] = sb;
+    } else {
+      dims.push(outShape[d]);
+      as.push(sa);
+      bs.push(sb);
+    }
+  }
+  if (dims.length === 0) {
+    dims.push(1);
+    as.push(0);
+    bs.push(0);
+  }
+  return {
+    outShape,
+    dims: Int32Array.from(dims),
+    aStrides: Int32Array.from(as),
+    bStrides: Int32Array.from(bs),
+  };
+}
+
+/** [outer, reduced, inner] sizes when the reduced axes form one contiguous run (ignoring 1s). */
+export function reducePlan(shape: number[], axes: number[]): [number, number, number] | undefined {
+  let outer = 1;
+  let reduced = 1;
+  let inner = 1;
+  let phase = 0; // 0: before the reduced run, 1: inside it, 2: after it
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const isReduced = axes.includes(d);
+    if (isReduced) {
+      if (phase === 2) return undefined;
+      phase = 1;
+      reduced *= shape[d];
+    } else if (phase === 0) {
+      outer *= shape[d];
+    } else {
+      phase = 2;
+      inner *= shape[d];
+    }
+  }
+  return [outer, reduced, inner];
+}
+
+function float32(backend: MathBackendCPU, ...ts: tf.TensorInfo[]): Float32Array[] | undefined {
+  const out: Float32Array[] = [];
+  for (const t of ts) {
+    if (t.dtype !== 'float32') return undefined;
+    const v = values(backend, t);
+    if (!v) return undefined;
+    out.push(v);
+  }
+  return out;
+}
+
+/** Row-wise copy for Slice: the cpu kernel goes element by element through TensorBuffer. */
+function sliceRows(src: Float32Array, shape: number[], begin: number[], size: number[]): Float32Array {
+  const out = new Float32Array(tf.util.sizeFromShape(size));
+  const n = shape.length;
+  const strides = contiguousStrides(shape);
+  const rowLen = size[n - 1];
+  const rows = out.length / Math.max(rowLen, 1);
+  const idx = new Array<number>(n - 1).fill(0);
+  for (let r = 0; r < rows; r++) {
+    let off = begin[n - 1];
+    for (let d = 0; d < n - 1; d++) off += (begin[d] + idx[d]) * strides[d];
+    out.set(src.subarray(off, off + rowLen), r * rowLen);
+    for (let d = n - 2; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Row-wise copy for PadV2 (the zero padding before EfficientNet's stride-2 convolutions). */
+function padRows(
+  src: Float32Array,
+  shape: number[],
+  paddings: [number, number][],
+  value: number,
+): Float32Array {
+  const n = shape.length;
+  const outShape = shape.map((s, d) => s + paddings[d][0] + paddings[d][1]);
+  const out = new Float32Array(tf.util.sizeFromShape(outShape));
+  if (value !== 0) out.fill(value);
+  const outStrides = contiguousStrides(outShape);
+  const rowLen = shape[n - 1];
+  const rows = src.length / Math.max(rowLen, 1);
+  const idx = new Array<number>(n - 1).fill(0);
+  for (let r = 0; r < rows; r++) {
+    let off = paddings[n - 1][0];
+    for (let d = 0; d < n - 1; d++) off += (paddings[d][0] + idx[d]) * outStrides[d];
+    out.set(src.subarray(r * rowLen, (r + 1) * rowLen), off);
+    for (let d = n - 2; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKernel> {
+  const kernels: Record<string, NativeKernel> = {};
+
+  for (const [name, op] of Object.entries(BINARY_OPS)) {
+    const fallback = cpuKernel(name);
+    kernels[name] = (args) => {
+      const backend = args.backend as MathBackendCPU;
+      const { a, b } = required(args, 'a', 'b');
+      const vals = float32(backend, a, b);
+      if (!vals || tf.util.sizeFromShape(a.shape) === 0 || tf.util.sizeFromShape(b.shape) === 0)
+        return fallback(args);
+      const plan = broadcastPlan(a.shape, b.shape);
+      const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
+      addon.binary(op, vals[0], vals[1], out, plan.dims, plan.aStrides, plan.bStrides);
+      return backend.makeTensorInfo(plan.outShape, 'float32', out);
+    };
+  }
+
+  const addNFallback = cpuKernel('AddN');
+  kernels.AddN = (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const tensors = Object.values(args.inputs) as tf.TensorInfo[];
+    const vals = float32(backend, ...tensors);
+    const shape = tensors[0]?.shape ?? [];
+    if (!vals || tensors.some((t) => !tf.util.arraysEqual(t.shape, shape))) return addNFallback(args);
+    const out = Float32Array.from(vals[0]);
+    const dims = Int32Array.of(out.length);
+    const unit = Int32Array.of(1);
+    for (let i = 1; i < vals.length; i++) addon.binary(BINARY_OPS.Add, out, vals[i], out, dims, unit, unit);
+    return backend.makeTensorInfo(shape, 'float32', out);
+  };
+
+  for (const [name, op] of Object.entries(UNARY_OPS)) {
+    const fallback = cpuKernel(name);
+    kernels[name] = (args) => {
+      const backend = args.backend as MathBackendCPU;
+      const { x } = required(args, 'x');
+      const vals = float32(backend, x);
+      if (!vals) return fallback(args);
+      const out = new Float32Array(vals[0].length);
+      addon.unary(op, vals[0], out, out.length);
+      return backend.makeTensorInfo(x.shape, 'float32', out);
+    };
+  }
+
+  for (const [name, op] of Object.entries(REDUCE_OPS)) {
+    const fallback = cpuKernel(name);
+    kernels[name] = (args) => {
+      const backend = args.backend as MathBackendCPU;
+      const { x } = required(args, 'x');
+      const attrs = args.attrs ?? {};
+      const axisAttr = (name === 'Max' ? attrs.reductionIndices : attrs.axis) as number | number[];
+      const axes = tf.util.parseAxisParam(axisAttr, x.shape);
+      const vals = float32(backend, x);
+      const plan = reducePlan(x.shape, axes);
+      if (!vals || !plan || vals[0].length === 0) return fallback(args);
+      let [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+      if (attrs.keepDims) outShape = tf.backend_util.expandShapeToKeepDim(outShape, axes);
+      const out = new Float32Array(plan[0] * plan[2]);
+      addon.reduce(op, vals[0], out, plan[0], plan[1], plan[2]);
+      return backend.makeTensorInfo(outShape, 'float32', out);
+    };
+  }
+
+  const sliceFallback = cpuKernel('Slice');
+  kernels.Slice = (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const { x } = required(args, 'x');
+    const attrs = args.attrs ?? {};
+    const vals = float32(backend, x);
+    if (!vals || x.shape.length === 0) return sliceFallback(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as unknown as tf.Tensor,
+      attrs.begin as number | number[],
+      attrs.size as number | number[],
+    );
+    tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
+    return backend.makeTensorInfo(size, 'float32', sliceRows(vals[0], x.shape, begin, size));
+  };
+
+  const padFallback = cpuKernel('PadV2');
+  kernels.PadV2 = (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const { x } = required(args, 'x');
+    const attrs = args.attrs ?? {};
+    const vals = float32(backend, x);
+    if (!vals || x.shape.length === 0) return padFallback(args);
+    const paddings = attrs.paddings as [number, number][];
+    const out = padRows(vals[0], x.shape, paddings, (attrs.constantValue as number) ?? 0);
+    return backend.makeTensorInfo(
+      x.shape.map((s, d) => s + paddings[d][0] + paddings[d][1]),
+      'float32',
+      out,
+    );
+  };
+
+  return kernels;
+}
