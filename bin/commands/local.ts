@@ -1,0 +1,94 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+
+interface LocalFlags {
+  data?: string;
+  retrain?: boolean;
+  work: string;
+  set: Record<string, string>;
+  apiPort: string;
+  servePort: string;
+  apiKey?: string;
+  exit?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('local')
+    .description(
+      'The main job: dataset -> S3 (loopback) -> audit -> train (quick) -> evaluate -> serve -> API -> sample predictions; keeps serving until Ctrl-C',
+    )
+    .option(
+      '--data <dir>',
+      'dataset root with Training/ and Testing/ (default: $BRAIN_TUMOR_DATA, else ../shared/datasets/sartaj-brain-tumor-mri)',
+    )
+    .option('--retrain', 'train again even if a model for the same data and hyperparameters exists')
+    .option('--work <dir>', 'where local S3 objects, jobs and reports live', '.brain-tumor')
+    .option('--set <key=value>', 'training hyperparameter (repeatable), e.g. --set epochs=2', collect, {})
+    .option('--api-port <port>', 'API port', '3000')
+    .option('--serve-port <port>', 'serve (container) port', '8080')
+    .option('--api-key <key>', 'API key clients must send (default: generated once, kept in the work folder)')
+    .option('--exit', 'stop everything after the sample predictions instead of serving until Ctrl-C')
+    .option('--json', 'print a machine-readable summary as the last line')
+    .action(async (flags: LocalFlags) => {
+      const { resolveDataDir } = await import('../../lib/pipeline/data-location.ts');
+      const { runLocalPipeline } = await import('../../lib/pipeline/local.ts');
+      const { formatPredictionTable } = await import('../../lib/local/predict-client.ts');
+      const { LABELS } = await import('../../training-container/src/labels.ts');
+      const dataDir = resolveDataDir(flags.data);
+      const run = await runLocalPipeline({
+        dataDir,
+        workDir: path.resolve(flags.work),
+        retrain: flags.retrain,
+        hyperparameters: { profile: 'quick', ...flags.set },
+        apiPort: Number(flags.apiPort),
+        servePort: Number(flags.servePort),
+        apiKey: flags.apiKey,
+      });
+      console.log('\n== sample predictions through the API');
+      console.log(formatPredictionTable(run.samples, LABELS));
+      console.log(`   without the API key: HTTP ${run.unauthenticatedStatus}`);
+      console.log('\n== timings');
+      for (const t of run.timings)
+        console.log(`   ${t.phase.padEnd(10)} ${t.seconds.toFixed(1).padStart(7)} s`);
+      console.log('\n== ready');
+      console.log(`   API        ${run.predictUrl}`);
+      console.log(`   serve      ${run.serveUrl}`);
+      console.log(`   S3         ${run.s3Endpoint} (bucket brain-tumor-local)`);
+      console.log(
+        `   try: curl -s -H 'x-api-key: ${run.apiKey}' -H 'content-type: image/jpeg' --data-binary @IMAGE.jpg ${run.predictUrl}`,
+      );
+      if (flags.json) {
+        console.log(
+          JSON.stringify({
+            predictUrl: run.predictUrl,
+            serveUrl: run.serveUrl,
+            jobName: run.jobName,
+            evaluation: run.evaluation,
+            timings: run.timings,
+            samples: run.samples,
+            unauthenticatedStatus: run.unauthenticatedStatus,
+          }),
+        );
+      }
+      if (flags.exit) {
+        await run.close();
+        return;
+      }
+      console.log('   Ctrl-C stops everything.');
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      console.log('\nstopping...');
+      await run.close();
+    });
+}
+
+function collect(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new Error(`--set ${value}: expected key=value, e.g. --set epochs=2`);
+  return { ...previous, [value.slice(0, eq).trim()]: value.slice(eq + 1).trim() };
+}

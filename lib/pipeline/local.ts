@@ -1,0 +1,266 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tar from 'tar';
+import { labelFromFolder } from '../../training-container/src/labels.ts';
+import { type LocalApi, startApi } from '../local/api.ts';
+import { type FilePrediction, predictFiles } from '../local/predict-client.ts';
+import { type ServeProcess, startServeProcess } from '../local/serve-process.ts';
+import { hashDataset, listDatasetFiles } from '../storage/dataset-files.ts';
+import { type LocalS3, startLocalS3 } from '../storage/local-s3.ts';
+import {
+  downloadFile,
+  downloadPrefix,
+  objectExists,
+  uploadDataset,
+  uploadFile,
+} from '../storage/s3-transfer.ts';
+import { trainLocally } from './train-locally.ts';
+
+/**
+ * Local mode: the whole AWS pipeline on one machine, with the same code at every step.
+ *
+ *   dataset -> S3 (loopback server, real S3 client) -> audit -> `train` entrypoint (process)
+ *   -> model.tar.gz -> S3 -> `serve` entrypoint (process) -> predict Lambda handler behind an
+ *   API-Gateway-style adapter -> sample predictions through the API.
+ */
+export interface LocalPipelineOptions {
+  /** Dataset root with Training/ and Testing/ (class sub-folders). */
+  dataDir: string;
+  /** Where S3 objects, jobs, the model and reports live. */
+  workDir: string;
+  /** Train even when a model for the same data and hyperparameters exists. Default false. */
+  retrain?: boolean;
+  /** Hyperparameters for the training job (strings, as SageMaker passes them). Default `{profile: 'quick'}`. */
+  hyperparameters?: Record<string, string>;
+  /** Default 3000 (0: any free port). */
+  apiPort?: number;
+  /** Default 8080 (0: any free port). */
+  servePort?: number;
+  /** The API key clients must send; default: one generated on first run and kept in workDir. */
+  apiKey?: string;
+  /** Receives progress lines. Default console.log. */
+  log?: (line: string) => void;
+  /** Receives (done, total) for long transfers, e.g. to drive a progress bar. */
+  onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface PhaseTiming {
+  phase: string;
+  seconds: number;
+}
+
+export interface LocalPipeline {
+  predictUrl: string;
+  serveUrl: string;
+  s3Endpoint: string;
+  apiKey: string;
+  jobName: string;
+  evaluation: unknown;
+  samples: FilePrediction[];
+  /** Status of a request sent without the API key (403 expected). */
+  unauthenticatedStatus: number;
+  timings: PhaseTiming[];
+  close: () => Promise<void>;
+}
+
+export const LOCAL_BUCKET = 'brain-tumor-local';
+
+export async function runLocalPipeline(options: LocalPipelineOptions): Promise<LocalPipeline> {
+  const log = options.log ?? console.log;
+  const work = path.resolve(options.workDir);
+  const hyperparameters = { profile: 'quick', ...options.hyperparameters };
+  const timings: PhaseTiming[] = [];
+  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    log(`\n== ${name}`);
+    const started = performance.now();
+    const result = await fn();
+    const seconds = (performance.now() - started) / 1000;
+    timings.push({ phase: name, seconds });
+    log(`   ${name}: ${seconds.toFixed(1)} s`);
+    return result;
+  };
+
+  const resources: { s3?: LocalS3; serve?: ServeProcess; api?: LocalApi } = {};
+  const close = async () => {
+    await resources.api?.close();
+    await resources.serve?.close();
+    await resources.s3?.close();
+  };
+
+  try {
+    const { dataHash, s3 } = await phase('data', async () => {
+      resources.s3 = await startLocalS3({ directory: path.join(work, 's3'), buckets: [LOCAL_BUCKET] });
+      const dataHash = await hashDataset(options.dataDir);
+      const prefix = `datasets/${dataHash}`;
+      const result = await uploadDataset(resources.s3.client, LOCAL_BUCKET, prefix, options.dataDir, {
+        onProgress: (d, t) => options.onProgress?.('upload', d, t),
+      });
+      log(`   dataset ${options.dataDir}`);
+      log(
+        `   -> s3://${LOCAL_BUCKET}/${prefix}/ (${result.uploaded} uploaded, ${result.skipped} already there)`,
+      );
+      log(`   S3 endpoint ${resources.s3.endpoint}`);
+      return { dataHash, s3: resources.s3 };
+    });
+
+    const jobName = `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(hyperparameters)))}`;
+    const modelKey = `jobs/${jobName}/output/model.tar.gz`;
+    const evaluationKey = `jobs/${jobName}/output/data/evaluation.json`;
+    const jobDir = path.join(work, 'jobs', jobName);
+
+    const trained = !options.retrain && (await objectExists(s3.client, LOCAL_BUCKET, modelKey));
+    if (trained) {
+      log(
+        `\n== train: reusing s3://${LOCAL_BUCKET}/${modelKey} (same data and hyperparameters; --retrain to train again)`,
+      );
+    } else {
+      await phase('train', async () => {
+        // As SageMaker does in File mode: copy each channel from S3 to local disk, then run `train`.
+        const channels = path.join(jobDir, 'channels');
+        await rm(channels, { recursive: true, force: true });
+        await downloadPrefix(
+          s3.client,
+          LOCAL_BUCKET,
+          `datasets/${dataHash}/Training`,
+          path.join(channels, 'train'),
+          {
+            onProgress: (d, t) => options.onProgress?.('download train', d, t),
+          },
+        );
+        const hasTest = existsSync(path.join(options.dataDir, 'Testing'));
+        if (hasTest) {
+          await downloadPrefix(
+            s3.client,
+            LOCAL_BUCKET,
+            `datasets/${dataHash}/Testing`,
+            path.join(channels, 'test'),
+          );
+        }
+        const result = await trainLocally({
+          data: path.join(channels, 'train'),
+          test: hasTest ? path.join(channels, 'test') : undefined,
+          out: path.join(jobDir, 'result'),
+          hyperparameters,
+        });
+        await uploadFile(s3.client, LOCAL_BUCKET, modelKey, result.modelTarball);
+        for (const file of await readdir(result.outputDir)) {
+          await uploadFile(
+            s3.client,
+            LOCAL_BUCKET,
+            `jobs/${jobName}/output/data/${file}`,
+            path.join(result.outputDir, file),
+          );
+        }
+        await rm(channels, { recursive: true, force: true });
+        log(`   model -> s3://${LOCAL_BUCKET}/${modelKey}`);
+      });
+    }
+
+    const evaluation = await phase('evaluate', async () => {
+      if (!(await objectExists(s3.client, LOCAL_BUCKET, evaluationKey))) {
+        log('   no Testing/ folder: nothing to evaluate');
+        return undefined;
+      }
+      const file = path.join(jobDir, 'evaluation.json');
+      await downloadFile(s3.client, LOCAL_BUCKET, evaluationKey, file);
+      const evaluation = JSON.parse(await readFile(file, 'utf8'));
+      for (const line of summariseEvaluation(evaluation)) log(`   ${line}`);
+      log(`   reports: s3://${LOCAL_BUCKET}/jobs/${jobName}/output/data/`);
+      return evaluation;
+    });
+
+    const serveUrl = await phase('serve', async () => {
+      // As a SageMaker endpoint does: fetch model.tar.gz from S3, unpack it, start `serve`.
+      const modelDir = path.join(work, 'endpoint', 'model');
+      await rm(modelDir, { recursive: true, force: true });
+      await mkdir(modelDir, { recursive: true });
+      const tarball = path.join(work, 'endpoint', 'model.tar.gz');
+      await downloadFile(s3.client, LOCAL_BUCKET, modelKey, tarball);
+      await tar.x({ file: tarball, cwd: modelDir });
+      resources.serve = await startServeProcess({ modelDir, port: options.servePort ?? 8080 });
+      log(`   serve ${resources.serve.url} (/ping, /invocations)`);
+      return resources.serve.url;
+    });
+
+    const apiKey = options.apiKey ?? (await localApiKey(work));
+    const api = await phase('api', async () => {
+      resources.api = await startApi({ serveUrl, port: options.apiPort ?? 3000, apiKey });
+      log(`   API ${resources.api.predictUrl} (x-api-key required)`);
+      return resources.api;
+    });
+
+    const { samples, unauthenticatedStatus } = await phase('predict', async () => {
+      const files = await sampleImages(options.dataDir);
+      const samples = await predictFiles(files, { url: api.predictUrl, apiKey });
+      const denied = await fetch(api.predictUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'image/jpeg' },
+        body: await readFile(files[0]),
+      });
+      await denied.arrayBuffer();
+      return { samples, unauthenticatedStatus: denied.status };
+    });
+
+    return {
+      predictUrl: api.predictUrl,
+      serveUrl,
+      s3Endpoint: s3.endpoint,
+      apiKey,
+      jobName,
+      evaluation,
+      samples,
+      unauthenticatedStatus,
+      timings,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** One image per class from Testing (else Training), for the sample predictions. */
+async function sampleImages(dataDir: string): Promise<string[]> {
+  const split = existsSync(path.join(dataDir, 'Testing')) ? 'Testing' : 'Training';
+  const files = await listDatasetFiles(path.join(dataDir, split));
+  const picked = new Map<string, string>();
+  for (const file of files) {
+    const label = labelFromFolder(file.split('/')[0]);
+    if (label && !picked.has(label)) picked.set(label, path.join(dataDir, split, file));
+  }
+  return [...picked.values()];
+}
+
+function summariseEvaluation(evaluation: {
+  overall?: { n: number; accuracy: number; balancedAccuracy: number };
+  leakFree?: { n: number; accuracy: number; balancedAccuracy: number };
+}): string[] {
+  const line = (name: string, m?: { n: number; accuracy: number; balancedAccuracy: number }) =>
+    m
+      ? `${name}: accuracy ${(100 * m.accuracy).toFixed(2)}%, balanced ${(100 * m.balancedAccuracy).toFixed(2)}% (n=${m.n})`
+      : `${name}: not available`;
+  return [line('Testing', evaluation.overall), line('Testing, leak-free part', evaluation.leakFree)];
+}
+
+/** A random key generated once per work folder, so URLs and curl lines stay valid across runs. */
+async function localApiKey(work: string): Promise<string> {
+  const file = path.join(work, 'api-key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const key = randomBytes(18).toString('base64url');
+    await mkdir(work, { recursive: true });
+    await writeFile(file, `${key}\n`, { mode: 0o600 });
+    return key;
+  }
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+function sortKeys(obj: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(obj).sort(([a], [b]) => a.localeCompare(b)));
+}
