@@ -1,0 +1,66 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { createHandler } from '../../lambda/predict/handler.ts';
+import { startApiGateway } from './api-gateway-adapter.ts';
+import { startSageMakerRuntimeEmulator } from './sagemaker-runtime-emulator.ts';
+
+export interface LocalApiOptions {
+  /** Base URL of a running `serve` (the container), e.g. http://127.0.0.1:8080. */
+  serveUrl: string;
+  /** Port of the API; default 3000, 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Required `x-api-key`; default none (any request is accepted). */
+  apiKey?: string;
+  /** Endpoint name the handler invokes and the emulator knows; default 'brain-tumor-local'. */
+  endpointName?: string;
+  /** The handler's logger; default its own (JSON lines on stdout, as in Lambda). */
+  logger?: Logger;
+}
+
+export interface LocalApi {
+  /** The prediction URL: POST images or JSON here (e.g. http://127.0.0.1:3000/predict). */
+  predictUrl: string;
+  /** Base URL of the API adapter. */
+  url: string;
+  /** Base URL of the SageMaker-Runtime emulator the handler's SDK client talks to. */
+  emulatorUrl: string;
+  close: () => Promise<void>;
+}
+
+/**
+ * The local stand-in for API Gateway -> Lambda -> SageMaker: the real predict handler behind the
+ * API-Gateway-style adapter, with its real SageMakerRuntimeClient pointed at the SageMaker-Runtime
+ * emulator (dummy credentials; requests are SigV4-signed as on AWS), which forwards to `serve`.
+ */
+export async function startApi(options: LocalApiOptions): Promise<LocalApi> {
+  const endpointName = options.endpointName ?? 'brain-tumor-local';
+  const host = options.host ?? '127.0.0.1';
+  const emulator = await startSageMakerRuntimeEmulator({ serveUrl: options.serveUrl, endpointName, host });
+  const client = new SageMakerRuntimeClient({
+    endpoint: emulator.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 25_000 },
+  });
+  const handler = createHandler({ client, endpointName, logger: options.logger });
+  let gateway: Awaited<ReturnType<typeof startApiGateway>>;
+  try {
+    gateway = await startApiGateway({ handler, port: options.port ?? 3000, host, apiKey: options.apiKey });
+  } catch (err) {
+    await emulator.close();
+    client.destroy();
+    throw err;
+  }
+  return {
+    url: gateway.url,
+    predictUrl: `${gateway.url}/predict`,
+    emulatorUrl: emulator.url,
+    close: async () => {
+      await gateway.close();
+      await emulator.close();
+      client.destroy();
+    },
+  };
+}
