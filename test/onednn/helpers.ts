@@ -50,7 +50,12 @@ export async function runKernelOn(
   for (const [name, { values, shape }] of Object.entries(inputs)) {
     tensors[name] = tf.tensor(values, shape, values instanceof Int32Array ? 'int32' : 'float32');
   }
-  const result = tf.engine().runKernel(kernel, tensors, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+  // Kernels over a list (AddN) take an array: inputs keyed 0, 1, 2...
+  const listInput = Object.keys(tensors).every((k) => /^\d+$/.test(k));
+  const kernelInputs = (listInput ? Object.values(tensors) : tensors) as unknown as tf.NamedTensorMap;
+  const result = tf.engine().runKernel(kernel, kernelInputs, attrs as tf.NamedAttrMap) as
+    | tf.Tensor
+    | tf.Tensor[];
   const outs = Array.isArray(result) ? result : [result];
   const read = [];
   for (const t of outs) read.push({ values: Float32Array.from(await t.data()), shape: t.shape });

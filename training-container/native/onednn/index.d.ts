@@ -9,6 +9,23 @@ export interface OnednnAddon {
   conv2dBackwardData(shape: ConvShape, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   /** dFilter from x and dy, in tfjs's filter layout. Writes into `dw`. */
   conv2dBackwardWeights(shape: ConvShape, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  /**
+   * out = a (op) b with broadcasting, over a collapsed shape `dims` and each input's element
+   * strides (0 = broadcast). op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference, 5 max, 6 min.
+   */
+  binary(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    dims: Int32Array,
+    aStrides: Int32Array,
+    bStrides: Int32Array,
+  ): void;
+  /** y = f(x) for n elements. op: 0 sigmoid, 1 sqrt, 2 square, 3 rsqrt, 4 exp, 5 neg, 6 relu, 7 log, 8 abs, 9 reciprocal. */
+  unary(op: number, x: Float32Array, y: Float32Array, n: number): void;
+  /** out[o, i] = reduce over r of x[o, r, i]. op: 0 sum, 1 mean, 2 max. */
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, reduced: number, inner: number): void;
   /** Number of cached convolution primitives. */
   convCacheSize(): number;
 }
