@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_DATA_DIR } from '../../lib/pipeline/data-location.ts';
+import { type LocalPipeline, runLocalPipeline } from '../../lib/pipeline/local.ts';
+import { LABELS } from '../../training-container/src/labels.ts';
+
+const CLASSES = ['glioma_tumor', 'meningioma_tumor', 'no_tumor', 'pituitary_tumor'];
+
+/**
+ * A tiny dataset with the real layout: a few SARTAJ images per class when the shared copy is
+ * there, otherwise generated images, so the pipeline is exercised on every machine.
+ */
+async function tinyDataset(root: string, perClass: { Training: number; Testing: number }): Promise<void> {
+  for (const split of ['Training', 'Testing'] as const) {
+    for (const [ci, cls] of CLASSES.entries()) {
+      const dir = path.join(root, split, cls);
+      await mkdir(dir, { recursive: true });
+      const source = path.join(DEFAULT_DATA_DIR, split, cls);
+      if (existsSync(source)) {
+        const files = (await readdir(source)).sort().slice(0, perClass[split]);
+        for (const f of files) await copyFile(path.join(source, f), path.join(dir, f));
+      } else {
+        for (let i = 0; i < perClass[split]; i++) {
+          const level = 40 + 50 * ci + 3 * i;
+          await sharp({
+            create: { width: 48, height: 48, channels: 3, background: { r: level, g: level, b: level } },
+          })
+            .jpeg()
+            .toFile(path.join(dir, `gen-${i}.jpg`));
+        }
+      }
+    }
+  }
+}
+
+describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
+  let tmp: string;
+  let run: LocalPipeline;
+  const apiKey = 'test-key-123';
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'bt-e2e-'));
+    await tinyDataset(path.join(tmp, 'data'), { Training: 5, Testing: 2 });
+    run = await runLocalPipeline({
+      dataDir: path.join(tmp, 'data'),
+      workDir: path.join(tmp, 'work'),
+      hyperparameters: {
+        image_size: '32',
+        epochs: '1',
+        batch_size: '8',
+        width: '0.25',
+        depth: '0.25',
+        engine: 'cpu',
+        weights: 'none',
+      },
+      apiPort: 0,
+      servePort: 0,
+      apiKey,
+      log: () => {},
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await run?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('answers a valid prediction for one image per class through the API', () => {
+    expect(run.samples).toHaveLength(4);
+    for (const sample of run.samples) {
+      expect(sample.status, JSON.stringify(sample.error)).toBe(200);
+      const p = sample.prediction;
+      expect(p).toBeDefined();
+      expect(LABELS).toContain(p?.label);
+      const probs = Object.values(p?.probabilities ?? {});
+      expect(Object.keys(p?.probabilities ?? {}).sort()).toEqual([...LABELS].sort());
+      expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      // The label is the most probable class.
+      expect(p?.probabilities[p.label]).toBe(Math.max(...probs));
+    }
+  });
+
+  it('rejects a request without the API key', () => {
+    expect(run.unauthenticatedStatus).toBe(403);
+  });
+
+  it('evaluated the model on all of Testing and on its leak-free part', () => {
+    const evaluation = run.evaluation as { overall: { n: number }; leakFree: { n: number } };
+    expect(evaluation.overall.n).toBe(8);
+    expect(evaluation.leakFree.n).toBeLessThanOrEqual(8);
+  });
+
+  it('answers the API directly, with 4xx JSON for a bad image', async () => {
+    const res = await fetch(run.predictUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg', 'x-api-key': apiKey },
+      body: Buffer.from('definitely not a jpeg'),
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(typeof body.error.code).toBe('string');
+    expect(typeof body.error.message).toBe('string');
+  });
+
+  it('reuses the trained model on a second run with the same data and hyperparameters', async () => {
+    await run.close();
+    const lines: string[] = [];
+    run = await runLocalPipeline({
+      dataDir: path.join(tmp, 'data'),
+      workDir: path.join(tmp, 'work'),
+      hyperparameters: {
+        image_size: '32',
+        epochs: '1',
+        batch_size: '8',
+        width: '0.25',
+        depth: '0.25',
+        engine: 'cpu',
+        weights: 'none',
+      },
+      apiPort: 0,
+      servePort: 0,
+      apiKey,
+      log: (l) => lines.push(l),
+    });
+    expect(lines.some((l) => l.includes('reusing'))).toBe(true);
+    expect(run.timings.map((t) => t.phase)).not.toContain('train');
+    expect(run.samples.every((s) => s.status === 200)).toBe(true);
+  });
+});
