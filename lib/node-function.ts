@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { REPO_ROOT } from './config.ts';
+import { suppress } from './nag.ts';
+
+/** The project's Node major (see package.json engines); AWS deprecated nodejs20.x on 2026-04-30. */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_20_X;
+
+export interface NodeFunctionProps {
+  /** Handler file relative to the repository root; it must export `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly logRetentionDays: number;
+  readonly environment?: Record<string, string>;
+  /** @default Duration.seconds(30) */
+  readonly timeout?: Duration;
+  /** @default 256 */
+  readonly memorySize?: number;
+}
+
+/**
+ * A Node 20 Lambda bundled locally by esbuild (never Docker), with its own log group and its
+ * own role that may write only to that log group; callers grant anything else explicitly.
+ */
+export function nodeFunction(scope: Construct, id: string, props: NodeFunctionProps): NodejsFunction {
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+    retention: props.logRetentionDays as logs.RetentionDays,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  const role = new iam.Role(scope, `${id}Role`, {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: `${props.description} (Lambda execution role)`,
+  });
+  logGroup.grantWrite(role);
+  const fn = new NodejsFunction(scope, id, {
+    entry: path.join(REPO_ROOT, props.entry),
+    handler: 'handler',
+    description: props.description,
+    runtime: LAMBDA_RUNTIME,
+    architecture: lambda.Architecture.ARM_64,
+    memorySize: props.memorySize ?? 256,
+    timeout: props.timeout ?? Duration.seconds(30),
+    role,
+    logGroup,
+    projectRoot: REPO_ROOT,
+    depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+    environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+    bundling: {
+      format: OutputFormat.ESM,
+      target: 'node20',
+      minify: true,
+      sourceMap: true,
+      mainFields: ['module', 'main'],
+      // Bundled CommonJS dependencies may still call require() for Node built-ins.
+      banner: "import{createRequire}from'node:module';const require=createRequire(import.meta.url);",
+    },
+  });
+  suppress(fn, [
+    {
+      id: 'AwsSolutions-L1',
+      reason:
+        'Node.js 20 is the runtime this project targets everywhere (engines, container, esbuild target); move LAMBDA_RUNTIME forward with the rest of the project.',
+    },
+  ]);
+  return fn;
+}
