@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import {
   postInvocation,
   type RunningTestServer,
   sampleImage,
+  saveTinyEfficientNet,
   saveTinyModel,
   startTestServer,
 } from './fixtures.ts';
@@ -348,6 +350,21 @@ describe('serve: SageMaker hosting contract', () => {
       ]);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('serve: the real architecture', () => {
+  it('loads and serves an EfficientNetB0-style artifact (custom layers included)', async () => {
+    const modelDir = await saveTinyEfficientNet();
+    const server = await startTestServer({ modelDir });
+    try {
+      const res = await postInvocation(server.url, await sampleImage('png', 50, 2), 'image/png');
+      expect(res.status).toBe(200);
+      expectPrediction(res.json);
+    } finally {
+      await server.close();
+      await rm(modelDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { LABELS } from '../../training-container/src/labels.ts';
+import { buildClassifier } from '../../training-container/src/model/index.ts';
 import { saveModel } from '../../training-container/src/model-io.ts';
 import { buildServer, type ServerOptions } from '../../training-container/src/serve/server.ts';
 
@@ -30,6 +31,19 @@ export async function saveTinyModel(dir?: string): Promise<string> {
     labels: [...LABELS],
     architecture: 'tiny-test',
   });
+  model.dispose();
+  return modelDir;
+}
+
+/**
+ * The real EfficientNetB0 architecture (custom layers included) scaled down to 32 px and a tenth
+ * of its width and depth: a trained artifact's layer types at a test's cost.
+ */
+export async function saveTinyEfficientNet(dir?: string): Promise<string> {
+  const modelDir = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'bt-serve-effnet-')));
+  await tf.setBackend('cpu');
+  const model = buildClassifier({ imageSize: 32, numClasses: LABELS.length, width: 0.1, depth: 0.1 });
+  await saveModel(model, modelDir, { imageSize: 32, labels: [...LABELS] });
   model.dispose();
   return modelDir;
 }

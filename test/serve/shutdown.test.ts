@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { startServeProcess } from '../../lib/local/serve-process.ts';
-import { saveTinyModel } from './fixtures.ts';
+import { saveTinyEfficientNet } from './fixtures.ts';
 
 /** Noise JPEGs decode slowly enough to keep a batch request in flight for a few hundred ms. */
 async function noiseJpeg(size: number, seed: number): Promise<Buffer> {
@@ -19,7 +19,8 @@ async function noiseJpeg(size: number, seed: number): Promise<Buffer> {
 
 describe('serve entrypoint as a process (main.ts serve)', () => {
   it('answers, then on SIGTERM finishes the in-flight request and exits 0', async () => {
-    const modelDir = await saveTinyModel();
+    // The EfficientNet artifact also proves the entrypoint registers the custom layers itself.
+    const modelDir = await saveTinyEfficientNet();
     const logs: string[] = [];
     let sawRequest: () => void = () => {};
     const requestArrived = new Promise<void>((resolve) => {
