@@ -17,7 +17,15 @@ export const MAX_DEPLOY_WAIT_MINUTES = 60;
 
 // `-c key=value` on the command line always gives strings, cdk.json gives JSON values: accept both.
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const bool = z.union([z.boolean(), z.stringbool()]);
+const bool = z.union([z.boolean(), z.stringbool()], { error: 'expected true or false' });
+const deployWait = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(
+    MAX_DEPLOY_WAIT_MINUTES,
+    `at most ${MAX_DEPLOY_WAIT_MINUTES}: CloudFormation waits no longer for the training job`,
+  );
 const instanceType = z
   .string()
   .regex(/^ml\.[a-z0-9-]+\.[a-z0-9]+$/, 'expected an instance type like ml.g4dn.xlarge');
@@ -53,11 +61,11 @@ export const ConfigSchema = z
 
     trainingInstanceType: instanceType.default('ml.g4dn.xlarge'),
     trainingVolumeSizeGb: int(1, 16384).default(30),
-    trainingMaxRuntimeMinutes: int(1, MAX_DEPLOY_WAIT_MINUTES).default(60),
+    trainingMaxRuntimeMinutes: deployWait.default(60),
     /** Managed spot training (about 70% cheaper, may wait for capacity). */
     trainingUseSpot: bool.default(true),
     /** Spot only: capacity wait plus run time; must be >= trainingMaxRuntimeMinutes. */
-    trainingMaxWaitMinutes: int(1, MAX_DEPLOY_WAIT_MINUTES).default(60),
+    trainingMaxWaitMinutes: deployWait.default(60),
     /** Passed to the trainer as SageMaker hyperparameters (values become strings). */
     trainingHyperparameters: jsonOr(
       z
