@@ -221,7 +221,7 @@ export class TrainingJob extends Construct {
           stack.formatArn({
             service: 'logs',
             resource: 'log-group',
-            resourceName: '/aws/sagemaker/TrainingJobs:*',
+            resourceName: '/aws/sagemaker/TrainingJobs*',
             arnFormat: ArnFormat.COLON_RESOURCE_NAME,
           }),
         ],
@@ -255,7 +255,7 @@ export class TrainingJob extends Construct {
         reason:
           "SageMaker names the job's log streams; access is limited to the /aws/sagemaker/TrainingJobs log group.",
         findings: [
-          'Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TrainingJobs:*',
+          'Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TrainingJobs*',
         ],
       },
     ]);
