@@ -37,11 +37,22 @@ const AUTO_ORDER: readonly EngineName[] = ['tfjs-node-gpu', 'tfjs-node', 'onednn
 export class EngineUnavailableError extends Error {
   constructor(
     readonly engine: EngineName,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`engine ${engine} is not available: ${reason}`);
     this.name = 'EngineUnavailableError';
   }
+}
+
+/**
+ * Largest batch that trains EfficientNetB0 at `imageSize` within the wasm engine's 4 GiB heap.
+ * Measured (tfjs 4.22, Adam): the heap peaks near 0.2 GB + 12.7 KB per pixel per sample
+ * (96 px x 16: 2.1 GB, 128 px x 16: 3.6 GB, 96 px x 32: 4.0 GB); running out aborts the wasm
+ * module for good, so this keeps batch x pixels under 262,144 (= 16 x 128 x 128). Train bigger
+ * effective batches with gradient accumulation.
+ */
+export function maxWasmBatch(imageSize: number): number {
+  return Math.max(1, Math.floor((16 * 128 * 128) / (imageSize * imageSize)));
 }
 
 let current: EngineInfo | undefined;
@@ -83,7 +94,9 @@ export async function initEngine(
       return info;
     } catch (err) {
       if (preference !== 'auto') throw err;
-      log(`engine ${name} skipped: ${err instanceof Error ? err.message : String(err)}`);
+      const reason =
+        err instanceof EngineUnavailableError ? err.reason : err instanceof Error ? err.message : String(err);
+      log(`engine ${name} skipped: ${reason}`);
     }
   }
   throw new Error('no tfjs engine could start (not even cpu)');
@@ -113,14 +126,17 @@ async function activate(backend: string, engine: EngineName): Promise<void> {
 }
 
 /** Dynamic import by a computed name so neither TypeScript nor a bundler insists the package exists. */
-async function importOptional(pkg: string, engine: EngineName): Promise<unknown> {
+async function importOptional(pkg: string, engine: EngineName, hint = ''): Promise<unknown> {
   try {
     return await import(pkg);
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new EngineUnavailableError(engine, `cannot import ${pkg} (${reason})`);
+    throw new EngineUnavailableError(engine, `cannot import ${pkg} (${reason})${hint}`);
   }
 }
+
+const WEBGPU_HINT =
+  '; webgpu is opt-in: `npm install webgpu @tensorflow/tfjs-backend-webgpu` on a machine with a Vulkan GPU';
 
 async function startTfjsNode(name: 'tfjs-node-gpu' | 'tfjs-node'): Promise<EngineInfo> {
   // Importing the package registers its 'tensorflow' backend with the tfjs-core instance that
@@ -179,7 +195,7 @@ interface DawnGpu {
 async function startWebgpu(): Promise<EngineInfo> {
   // Dawn for Node: the `webgpu` package's `create()` returns a navigator.gpu and `globals` holds
   // the GPU* constants the tfjs webgpu backend reads from the global scope.
-  const dawn = (await importOptional('webgpu', 'webgpu')) as {
+  const dawn = (await importOptional('webgpu', 'webgpu', WEBGPU_HINT)) as {
     create: (flags: string[]) => DawnGpu;
     globals: Record<string, unknown>;
   };
@@ -188,7 +204,7 @@ async function startWebgpu(): Promise<EngineInfo> {
   const g = globalThis as { navigator?: object };
   g.navigator ??= {};
   Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
-  await importOptional('@tensorflow/tfjs-backend-webgpu', 'webgpu');
+  await importOptional('@tensorflow/tfjs-backend-webgpu', 'webgpu', WEBGPU_HINT);
   await activate('webgpu', 'webgpu');
   const info = (await gpu.requestAdapter())?.info;
   const device = `${info?.vendor ?? ''} ${info?.architecture ?? ''}`.trim() || 'unknown';
