@@ -55,7 +55,7 @@ export const HyperparametersSchema = z.strictObject({
   lr_patience: int(0, 1000),
   min_lr: float(0, 1),
   early_stopping_patience: int(0, 1000),
-  /** Stop before an epoch that would end past this many minutes of training; 0 = no limit. */
+  /** Stop before an epoch that would end past this many minutes since the job started (decoding included); 0 = no limit. */
   time_limit_minutes: float(0, 1e6),
   engine: oneOf(ENGINES),
   /** Keras `efficientnetb0_notop.h5` path, `none` for random init, or `auto` (DEFAULT_WEIGHTS_PATH if present). */

@@ -152,6 +152,7 @@ async function trainAndReport(
     fingerprint,
     log: (line) => progress.log(line, log),
     shouldStop,
+    jobStartedAt: started,
     onEpochStart: (epoch, steps, start) => progress.start(`epoch ${epoch}`, steps, start),
     onStep: (step, loss) => progress.update(step, loss),
   });

@@ -45,6 +45,8 @@ export interface TrainLoopOptions {
   /** Polled after every optimizer step (SIGTERM): checkpoint mid-epoch and return. */
   shouldStop?: () => boolean;
   onEpochStart?: (epoch: number, steps: number, startStep: number) => void;
+  /** `performance.now()` when the job started: time_limit_minutes counts from here. Default: loop start. */
+  jobStartedAt?: number;
   onStep?: (step: number, loss: number) => void;
 }
 
@@ -144,7 +146,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   try {
     for (let epoch = state.epoch + 1; !stoppedBy && epoch <= hp.epochs; epoch++) {
       const previous = state.history.at(-1)?.seconds;
-      if (hp.time_limit_minutes > 0 && previous && elapsed() + previous > hp.time_limit_minutes * 60) {
+      const jobSeconds = (performance.now() - (options.jobStartedAt ?? started)) / 1000;
+      if (hp.time_limit_minutes > 0 && previous && jobSeconds + previous > hp.time_limit_minutes * 60) {
         log(`stopping before epoch ${epoch}: it would end past time_limit_minutes=${hp.time_limit_minutes}`);
         stoppedBy = 'time_limit';
         break;

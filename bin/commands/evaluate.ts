@@ -1,0 +1,116 @@
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { type Command, Option } from 'commander';
+import * as tar from 'tar';
+import { evaluateFolder } from '../../training-container/src/evaluate/evaluate-folder.ts';
+import type { Metrics } from '../../training-container/src/evaluate/metrics.ts';
+import { ENGINES } from '../../training-container/src/train/hyperparameters.ts';
+
+/** Accuracy, balanced accuracy, a per-class table and the confusion matrix, for a terminal. */
+export function formatMetrics(m: Metrics): string {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
+  const labels = m.confusionMatrix.labels;
+  const w = Math.max(10, ...labels.map((l) => l.length)) + 2;
+  const lines = [
+    `images:            ${m.n}`,
+    `accuracy:          ${pct(m.accuracy).trim()}`,
+    `balanced accuracy: ${pct(m.balancedAccuracy).trim()}`,
+    '',
+    `${'class'.padEnd(w)}precision   recall       f1  support`,
+    ...labels.map((l) => {
+      const c = m.perClass[l];
+      return `${l.padEnd(w)}  ${pct(c.precision)}  ${pct(c.recall)}  ${pct(c.f1)}  ${String(c.support).padStart(7)}`;
+    }),
+    '',
+    `confusion matrix (rows: true, columns: predicted)`,
+    `${''.padEnd(w)}${labels.map((l) => l.padStart(w)).join('')}`,
+    ...m.confusionMatrix.matrix.map(
+      (row, i) => `${labels[i].padEnd(w)}${row.map((v) => String(v).padStart(w)).join('')}`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+/** Exactly the documented JSON shape, whatever else Metrics grows. */
+function metricsJson(m: Metrics) {
+  return {
+    n: m.n,
+    accuracy: m.accuracy,
+    balancedAccuracy: m.balancedAccuracy,
+    perClass: Object.fromEntries(
+      Object.entries(m.perClass).map(([l, c]) => [
+        l,
+        { precision: c.precision, recall: c.recall, f1: c.f1, support: c.support },
+      ]),
+    ),
+    confusionMatrix: { labels: m.confusionMatrix.labels, matrix: m.confusionMatrix.matrix },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('evaluate')
+    .description(
+      'score a trained model on an image folder: accuracy, balanced accuracy, per-class table, confusion matrix',
+    )
+    .requiredOption(
+      '--model <dir>',
+      'model folder (model.json, weights.bin, preprocessing.json) or a model.tar.gz',
+    )
+    .requiredOption(
+      '--data <dir>',
+      'image folder with one sub-folder per class (glioma or glioma_tumor style)',
+    )
+    .option('--json <file>', 'also write the metrics as JSON to this file')
+    .addOption(new Option('--engine <engine>', 'tfjs engine').choices(ENGINES).default('auto'))
+    .action(
+      async (opts: { model: string; data: string; json?: string; engine: (typeof ENGINES)[number] }) => {
+        const { dir: modelDir, cleanup } = await modelFolder(opts.model);
+        const bar = process.stdout.isTTY
+          ? new cliProgress.SingleBar(
+              { format: '{phase} [{bar}] {value}/{total}' },
+              cliProgress.Presets.shades_classic,
+            )
+          : undefined;
+        let phase = '';
+        try {
+          const result = await evaluateFolder({
+            modelDir,
+            dataDir: opts.data,
+            engine: opts.engine,
+            log: (line) => console.error(line),
+            onProgress: (p, done, total) => {
+              if (!bar) return;
+              if (p !== phase) {
+                if (phase) bar.stop();
+                phase = p;
+                bar.start(total, 0, { phase: p.padEnd(7) });
+              }
+              bar.update(done);
+            },
+          });
+          bar?.stop();
+          if (result.skipped.length)
+            console.error(`${result.skipped.length} files could not be decoded and were skipped`);
+          console.log(formatMetrics(result.metrics));
+          if (opts.json)
+            await writeFile(opts.json, `${JSON.stringify(metricsJson(result.metrics), null, 2)}\n`);
+        } finally {
+          bar?.stop();
+          await cleanup();
+        }
+      },
+    );
+}
+
+/** Accepts a model folder or the model.tar.gz that `train` and SageMaker produce. */
+async function modelFolder(model: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const info = await stat(model).catch(() => undefined);
+  if (!info) throw new Error(`--model ${model}: no such file or folder`);
+  if (info.isDirectory()) return { dir: model, cleanup: async () => {} };
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'brain-tumor-model-'));
+  await tar.x({ file: model, cwd: dir });
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}

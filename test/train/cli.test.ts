@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as tar from 'tar';
+import { describe, expect, it } from 'vitest';
+import { makeImageFolder, TINY } from './fixtures.ts';
+
+const run = promisify(execFile);
+const CLI = path.resolve('bin/brain-tumor.js');
+
+describe('brain-tumor train / evaluate', () => {
+  it('trains through the container entrypoint, packs model.tar.gz, and evaluates it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bt-cli-'));
+    const train = await makeImageFolder(6, { root: path.join(dir, 'train') });
+    // Short folder names work as well as SARTAJ's.
+    const test = await makeImageFolder(3, {
+      root: path.join(dir, 'test'),
+      seed: 3,
+      folders: ['glioma_tumor', 'meningioma_tumor', 'no_tumor', 'pituitary_tumor'],
+    });
+    const sets = Object.entries({ ...TINY, epochs: '1' }).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+    const out = path.join(dir, 'out');
+    const trained = await run(process.execPath, [
+      CLI,
+      'train',
+      '--data',
+      train,
+      '--test',
+      test,
+      '--out',
+      out,
+      ...sets,
+    ]);
+    expect(trained.stdout).toMatch(/^epoch=1 /m);
+
+    const entries: string[] = [];
+    await tar.t({ file: path.join(out, 'model.tar.gz'), onReadEntry: (e) => entries.push(e.path) });
+    expect(entries.sort()).toEqual(
+      expect.arrayContaining([
+        'model.json',
+        'weights.bin',
+        'preprocessing.json',
+        'training-report.json',
+        'split.json',
+      ]),
+    );
+    expect(JSON.parse(await readFile(path.join(out, 'output/evaluation.json'), 'utf8')).overall.n).toBe(12);
+
+    const json = path.join(dir, 'metrics.json');
+    const evaluated = await run(process.execPath, [
+      CLI,
+      'evaluate',
+      '--model',
+      path.join(out, 'model.tar.gz'),
+      '--data',
+      test,
+      '--json',
+      json,
+      '--engine',
+      'cpu',
+    ]);
+    expect(evaluated.stdout).toMatch(/balanced accuracy: +\d/);
+    const metrics = JSON.parse(await readFile(json, 'utf8'));
+    expect(Object.keys(metrics)).toEqual([
+      'n',
+      'accuracy',
+      'balancedAccuracy',
+      'perClass',
+      'confusionMatrix',
+    ]);
+    expect(metrics.n).toBe(12);
+    expect(Object.keys(metrics.perClass)).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
+    expect(Object.keys(metrics.perClass.glioma)).toEqual(['precision', 'recall', 'f1', 'support']);
+    expect(metrics.confusionMatrix.labels).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
+  });
+
+  it('rejects bad input with one clear line and exit 1', async () => {
+    const bad = run(process.execPath, [CLI, 'train', '--data', '/nonexistent', '--out', os.tmpdir()]);
+    await expect(bad).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^brain-tumor: error: --data/),
+    });
+    const typo = run(process.execPath, [
+      CLI,
+      'train',
+      '--data',
+      os.tmpdir(),
+      '--out',
+      os.tmpdir(),
+      '--set',
+      'epoch=3',
+    ]);
+    await expect(typo).rejects.toMatchObject({
+      stderr: expect.stringMatching(/unknown hyperparameter "epoch"/),
+    });
+  });
+});

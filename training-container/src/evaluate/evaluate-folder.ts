@@ -1,0 +1,56 @@
+import { decodeImages, type SkippedFile } from '../data/decode.ts';
+import { listImageFolder } from '../data/image-folder.ts';
+import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
+import { LABELS } from '../labels.ts';
+// Registers the model's custom layers so a saved EfficientNet deserialises.
+import '../model/index.ts';
+import { loadModel } from '../model-io.ts';
+import { type Metrics, metricsFromProbabilities } from './metrics.ts';
+import { predictProbabilities } from './predict.ts';
+
+export interface EvaluateFolderOptions {
+  /** A model folder written by the trainer (model.json, weights.bin, preprocessing.json). */
+  modelDir: string;
+  /** Image folder with class sub-folders (either naming style). */
+  dataDir: string;
+  /** Default 'auto'. */
+  engine?: EngineName | 'auto';
+  /** Default 32. */
+  batchSize?: number;
+  log?: (line: string) => void;
+  onProgress?: (phase: 'decode' | 'predict', done: number, total: number) => void;
+}
+
+export interface FolderEvaluation {
+  metrics: Metrics;
+  skipped: SkippedFile[];
+  engine: EngineInfo;
+}
+
+/** Scores a saved model on an image folder through the same preprocessing as training and serving. */
+export async function evaluateFolder(options: EvaluateFolderOptions): Promise<FolderEvaluation> {
+  const log = options.log ?? (() => {});
+  const engine = await initEngine(options.engine ?? 'auto', log);
+  const { model, config } = await loadModel(options.modelDir);
+  const labelOrder = config.labels.map((l) => LABELS.indexOf(l as (typeof LABELS)[number]));
+  if (labelOrder.some((i, k) => i !== k)) {
+    throw new Error(`model labels ${config.labels.join(', ')} differ from ${LABELS.join(', ')}`);
+  }
+  const folder = await listImageFolder(options.dataDir);
+  if (folder.files.length === 0) {
+    throw new Error(
+      `no images found in ${folder.root}: expected class folders named ${LABELS.join(', ')} (or glioma_tumor style)`,
+    );
+  }
+  const set = await decodeImages(folder.files, {
+    imageSize: config.imageSize,
+    onProgress: (d, t) => options.onProgress?.('decode', d, t),
+    onSkip: (s) => log(`skipping ${s.relPath}: ${s.reason}`),
+  });
+  const indices = set.files.map((_, i) => i);
+  const probs = await predictProbabilities(model, set, indices, options.batchSize ?? 32, (d, t) =>
+    options.onProgress?.('predict', d, t),
+  );
+  model.dispose();
+  return { metrics: metricsFromProbabilities(probs, set.labels, LABELS), skipped: set.skipped, engine };
+}
