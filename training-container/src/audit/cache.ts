@@ -7,7 +7,7 @@ import path from 'node:path';
  * Thumbnails and comparison results live in separate namespaces so a threshold change keeps the
  * (expensive) decoded thumbnails.
  */
-const THUMB_VERSION = 'thumb-v1';
+const THUMB_VERSION = 'thumb-v2';
 const RESULT_VERSION = 'pairs-v1';
 
 /** `$BRAIN_TUMOR_CACHE/audit`, else `~/.cache/brain-tumor/audit` (the OS temp dir when there is no home). */
@@ -60,7 +60,8 @@ export class AuditCache {
   }
 
   private resultPath(key: string): string | undefined {
-    return this.dir && path.join(this.dir, RESULT_VERSION, `${key}.json`);
+    // Results depend on the thumbnails too, so they live under both versions.
+    return this.dir && path.join(this.dir, `${RESULT_VERSION}-${THUMB_VERSION}`, `${key}.json`);
   }
 
   private async read(file: string | undefined): Promise<Uint8Array | undefined> {

@@ -94,13 +94,26 @@ export function contentBox(gray: Uint8Array, width: number, height: number): Box
   return { left: flat.left + left, top: flat.top + top, width: right - left + 1, height: bottom - top + 1 };
 }
 
-/** First and last line with at least 2% bright pixels; the whole range when nothing qualifies. */
+/**
+ * First and last line that hold at least 2% bright pixels, once the outermost 0.5% of all bright
+ * pixels is set aside: burnt-in text in a corner moves neither end. The whole range when nothing
+ * qualifies (a blank image).
+ */
 function span(counts: Uint32Array, lineLength: number): [number, number] {
   const min = Math.max(1, Math.round(lineLength * 0.02));
+  let total = 0;
+  for (const c of counts) total += c;
+  const tail = total * 0.005;
   let lo = 0;
-  while (lo < counts.length && counts[lo] < min) lo++;
+  for (let seen = 0; lo < counts.length; lo++) {
+    seen += counts[lo];
+    if (seen > tail && counts[lo] >= min) break;
+  }
   let hi = counts.length - 1;
-  while (hi > lo && counts[hi] < min) hi--;
+  for (let seen = 0; hi > lo; hi--) {
+    seen += counts[hi];
+    if (seen > tail && counts[hi] >= min) break;
+  }
   return lo >= counts.length || hi - lo < 8 ? [0, counts.length - 1] : [lo, hi];
 }
 
