@@ -97,6 +97,44 @@ describe('EfficientNetB0 classifier', () => {
     model.dispose();
   });
 
+  it('whole-model training gradients on wasm equal the cpu backend', async () => {
+    const model = buildClassifier({
+      imageSize: 33,
+      numClasses: 4,
+      width: 0.25,
+      depth: 0.25,
+      dropout: 0,
+      dropConnect: 0,
+    });
+    const xv = tf.randomUniform([4, 33, 33, 3], 0, 255, 'float32', 2);
+    const yv = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 4);
+    const gradsOn = async (backend: string) => {
+      await tf.setBackend(backend);
+      const { grads, value } = tf.variableGrads(() =>
+        tf.losses.softmaxCrossEntropy(yv, model.apply(xv, { training: true }) as tf.Tensor).asScalar(),
+      );
+      const out = new Map<string, Float32Array>();
+      for (const [name, g] of Object.entries(grads)) out.set(name, (await g.data()) as Float32Array);
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const cpu = await gradsOn('cpu');
+    const wasm = await gradsOn('wasm');
+    expect(wasm.size).toBe(model.trainableWeights.length);
+    // Some gradients are zero in exact arithmetic (a batch-norm shift that the next batch norm
+    // removes) and hold only rounding noise, so each error is measured against the larger of the
+    // tensor's own scale and 1e-3 of the largest gradient in the model.
+    const globalMax = Math.max(...[...cpu.values()].map((g) => Math.max(...g.map(Math.abs))));
+    for (const [name, ref] of cpu) {
+      const got = wasm.get(name) as Float32Array;
+      const scale = Math.max(Math.max(...ref.map(Math.abs)), 1e-3 * globalMax);
+      const maxDiff = Math.max(...ref.map((v, i) => Math.abs(v - got[i])));
+      expect(maxDiff / scale, name).toBeLessThan(1e-3);
+    }
+    tf.dispose([xv, yv]);
+    model.dispose();
+  });
+
   afterAll(() => {
     tf.disposeVariables();
   });
