@@ -29,8 +29,11 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     // One test image also sits in train (a leak) and one train file is corrupt.
     await copyFile(path.join(test, 'no_tumor/img0.jpg'), path.join(train, 'no_tumor/leaked.jpg'));
     await writeFile(path.join(train, 'glioma_tumor/broken.jpg'), 'not a jpeg');
+    // A re-encoded copy (other bytes, same scan): only the audit's grouping knows it is one scan.
+    const original = path.join(train, 'meningioma_tumor/img1.jpg');
+    await sharp(original).jpeg({ quality: 60 }).toFile(path.join(train, 'meningioma_tumor/img1-copy.jpg'));
 
-    const { code, paths, log } = await run({ ...TINY, epochs: '2' }, { train, test });
+    const { code, paths, log } = await run({ ...TINY, epochs: '2', grouping: 'audit' }, { train, test });
     expect(code, log.join('\n')).toBe(0);
     expect(log.filter((l) => l.startsWith('epoch='))).toHaveLength(2);
     for (const line of log.filter((l) => l.startsWith('epoch='))) expect(line).toMatch(EPOCH_LINE);
@@ -43,7 +46,7 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const report = await readJson(path.join(paths.model, 'training-report.json'));
     expect(report.history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2]);
     expect(report.engine.name).toBe('cpu');
-    expect(report.split.train + report.split.validation).toBe(33);
+    expect(report.split.train + report.split.validation).toBe(34);
     expect(report.data.train.skipped).toEqual([
       { relPath: 'glioma_tumor/broken.jpg', reason: expect.any(String) },
     ]);
@@ -53,10 +56,13 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const split = await readJson(path.join(paths.model, 'split.json'));
     expect(split.train.length).toBe(report.split.train);
     expect(split.validation.filter((f: string) => split.train.includes(f))).toEqual([]);
+    const side = (f: string) => (split.train.includes(f) ? 'train' : 'validation');
+    expect(side('meningioma_tumor/img1-copy.jpg')).toBe(side('meningioma_tumor/img1.jpg'));
 
     const evaluation = await readJson(path.join(paths.outputData, 'evaluation.json'));
     expect(evaluation.overall.n).toBe(16);
     expect(evaluation.leakFree.n).toBe(15);
+    expect(evaluation.leakFree.grouping).toMatch(/dataset audit/);
     expect(evaluation.overall.confusionMatrix.matrix.flat().reduce((a: number, b: number) => a + b)).toBe(16);
     for (const png of ['confusion-matrix.png', 'training-curves.png']) {
       expect((await sharp(path.join(paths.outputData, png)).metadata()).format).toBe('png');

@@ -61,6 +61,8 @@ export const HyperparametersSchema = z.strictObject({
   /** Keras `efficientnetb0_notop.h5` path, `none` for random init, or `auto` (DEFAULT_WEIGHTS_PATH if present). */
   weights: text.pipe(z.string().min(1, 'expected a path, auto or none')),
   seed: int(0, 2 ** 31 - 1),
+  /** How copies of a scan are found for the split and the leak-free test: `audit` (near-duplicates) or `sha256`. */
+  grouping: oneOf(['audit', 'sha256'] as const),
   validation_fraction: float(0.01, 0.9),
   /** Undecodable files are named and skipped; more than this many fails the job. */
   max_bad_files: int(0, 1_000_000),
@@ -95,6 +97,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
   engine: 'auto',
   weights: 'auto',
   seed: '42',
+  grouping: 'audit',
   validation_fraction: '0.2',
   max_bad_files: '10',
 };

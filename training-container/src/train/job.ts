@@ -4,7 +4,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { balancedClassWeights, countLabels } from '../data/class-weights.ts';
 import { type DecodedImages, decodeImages, TooManyBadFilesError } from '../data/decode.ts';
-import { GROUPING, leakFreeIndices, scanGroupIds } from '../data/groups.ts';
+import { groupScans, type ScanGroups } from '../data/groups.ts';
 import { listImageFolder } from '../data/image-folder.ts';
 import { groupedStratifiedSplit } from '../data/split.ts';
 import { EngineUnavailableError, initEngine } from '../engine/index.ts';
@@ -99,7 +99,15 @@ async function trainAndReport(
   const testSet = hasTest ? await readChannel('test', testDir, hp, log) : undefined;
   const decodeSeconds = seconds(decodeStarted);
 
-  const groups = scanGroupIds(trainSet);
+  const groupingStarted = performance.now();
+  const grouping = await groupScans(
+    hp.grouping,
+    { dir: trainDir, set: trainSet },
+    testSet && { dir: testDir, set: testSet },
+    log,
+  );
+  const groupingSeconds = seconds(groupingStarted);
+  const groups = grouping.train;
   const split = groupedStratifiedSplit(trainSet.labels, groups, hp.validation_fraction, hp.seed);
   const trainCounts = countLabels(trainSet.labels, split.train, LABELS.length);
   const validationCounts = countLabels(trainSet.labels, split.validation, LABELS.length);
@@ -112,7 +120,7 @@ async function trainAndReport(
   }
   log(
     `split: train ${split.train.length} (${fmtCounts(trainCounts)}), validation ${split.validation.length} ` +
-      `(${fmtCounts(validationCounts)}), ${new Set(groups).size} scan groups by ${GROUPING}`,
+      `(${fmtCounts(validationCounts)}); ${new Set(groups).size} distinct scans by ${grouping.method} in ${groupingSeconds} s`,
   );
   const classWeights = hp.class_weights ? balancedClassWeights(trainCounts) : LABELS.map(() => 1);
   log(`class weights: ${LABELS.map((l, i) => `${l}=${classWeights[i].toFixed(3)}`).join(' ')}`);
@@ -120,7 +128,7 @@ async function trainAndReport(
   await writeJson(path.join(paths.model, 'split.json'), {
     seed: hp.seed,
     validationFraction: hp.validation_fraction,
-    grouping: GROUPING,
+    grouping: grouping.method,
     train: split.train.map((i) => trainSet.files[i].relPath),
     validation: split.validation.map((i) => trainSet.files[i].relPath),
   });
@@ -164,7 +172,7 @@ async function trainAndReport(
   log(`model saved to ${paths.model} (version ${artifact.modelVersion})`);
 
   const evaluateStarted = performance.now();
-  const evaluation = testSet ? await evaluateTestSet(model, testSet, trainSet, hp) : undefined;
+  const evaluation = testSet ? await evaluateTestSet(model, testSet, grouping, hp) : undefined;
   const evaluateSeconds = seconds(evaluateStarted);
   if (evaluation) {
     log(
@@ -188,8 +196,9 @@ async function trainAndReport(
     data: {
       train: channelSummary(trainSet),
       test: testSet ? channelSummary(testSet) : undefined,
-      grouping: GROUPING,
-      scanGroups: new Set(groups).size,
+      grouping: grouping.method,
+      distinctTrainScans: new Set(groups).size,
+      labelConflicts: grouping.labelConflicts,
     },
     split: {
       train: split.train.length,
@@ -203,6 +212,7 @@ async function trainAndReport(
     history: result.history,
     durations: {
       decodeSeconds,
+      groupingSeconds,
       trainSeconds: Math.round(result.seconds * 10) / 10,
       evaluateSeconds,
       totalSeconds: seconds(started),
@@ -233,7 +243,7 @@ async function trainAndReport(
 
 export interface Evaluation {
   overall: Metrics;
-  /** Only the test images with no copy in the train channel (by the same grouping as the split). */
+  /** Test images with no copy in the train channel, one per scan (same grouping as the split). */
   leakFree: Metrics & { grouping: string };
   mostConfidentlyWrong: ReturnType<typeof mostConfidentlyWrong>;
 }
@@ -241,12 +251,12 @@ export interface Evaluation {
 async function evaluateTestSet(
   model: tf.LayersModel,
   test: DecodedImages,
-  train: DecodedImages,
+  grouping: ScanGroups,
   hp: Hyperparameters,
 ): Promise<Evaluation> {
   const all = test.files.map((_, i) => i);
   const probs = await predictProbabilities(model, test, all, hp.batch_size * 2);
-  const clean = leakFreeIndices(test, train);
+  const clean = grouping.leakFreeTest ?? all;
   const k = LABELS.length;
   const cleanProbs = new Float32Array(clean.length * k);
   clean.forEach((idx, j) => {
@@ -260,7 +270,7 @@ async function evaluateTestSet(
         clean.map((i) => test.labels[i]),
         LABELS,
       ),
-      grouping: GROUPING,
+      grouping: grouping.method,
     },
     mostConfidentlyWrong: mostConfidentlyWrong(
       probs,
