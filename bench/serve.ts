@@ -80,9 +80,9 @@ await saveModel(model, modelDir, { imageSize: opts.size, labels: [...LABELS] });
 model.dispose();
 
 const { jpeg, source } = await benchImage(opts.size);
+const loadStart = performance.now();
 const { app, ready } = buildServer({ modelDir, engine: engine.name, logger: false });
 await app.listen({ port: 0, host: '127.0.0.1' });
-const loadStart = performance.now();
 await ready;
 const address = app.server.address();
 const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/invocations`;

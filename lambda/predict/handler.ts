@@ -66,14 +66,11 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
     if (context.awsRequestId) logger.addContext(context as Context);
     logger.appendKeys({ apiRequestId: requestId });
 
-    const respond = (status: number, body: unknown, extra: Record<string, string> = {}) => {
-      const result = {
-        statusCode: status,
-        headers: { 'content-type': 'application/json', ...cors, ...extra },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      };
-      return result;
-    };
+    const respond = (status: number, body: unknown, extra: Record<string, string> = {}) => ({
+      statusCode: status,
+      headers: { 'content-type': 'application/json', ...cors, ...extra },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
     const fail = (status: number, body: ErrorBody, logFields: Record<string, unknown>, extra = {}) => {
       const log = status >= 500 ? logger.error.bind(logger) : logger.info.bind(logger);
       log('request failed', { status, code: body.error.code, latencyMs: Date.now() - started, ...logFields });
@@ -86,14 +83,8 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
       }
       if (event.httpMethod === 'OPTIONS') return { statusCode: 204, headers: cors, body: '' };
       if (event.httpMethod !== 'POST') {
-        return fail(
-          405,
-          errorBody('INVALID_REQUEST', `method ${event.httpMethod} is not allowed; use POST`),
-          {},
-          {
-            allow: 'POST, OPTIONS',
-          },
-        );
+        const body = errorBody('INVALID_REQUEST', `method ${event.httpMethod} is not allowed; use POST`);
+        return fail(405, body, {}, { allow: 'POST, OPTIONS' });
       }
 
       const request = parsePredictRequest(event);

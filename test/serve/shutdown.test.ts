@@ -32,7 +32,7 @@ describe('serve entrypoint as a process (main.ts serve)', () => {
       engine: 'cpu',
       onLog: (line) => {
         logs.push(line);
-        if (line.includes('incoming request') && line.includes('/invocations')) sawRequest();
+        if (line.includes('incoming request') && line.includes('"reqId":"shutdown-test-1"')) sawRequest();
       },
     });
     try {
@@ -40,7 +40,10 @@ describe('serve entrypoint as a process (main.ts serve)', () => {
       const body = JSON.stringify({ instances: images.map((b) => ({ b64: b.toString('base64') })) });
       const inFlight = fetch(`${server.url}/invocations`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          'x-amzn-sagemaker-custom-attributes': 'request-id=shutdown-test-1',
+        },
         body,
       });
       await requestArrived;
@@ -57,10 +60,8 @@ describe('serve entrypoint as a process (main.ts serve)', () => {
       expect(Date.now() - started).toBeLessThan(30_000);
       // The shutdown began while the request was still being served.
       const shutdownAt = logs.findIndex((l) => l.includes('shutting down'));
-      const reqId = logs
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg?: string; reqId?: string; req?: { url?: string } })
-        .find((l) => l.msg === 'incoming request' && l.req?.url === '/invocations')?.reqId;
+      // The request id came from the SageMaker custom attribute, as the Lambda sends it.
+      const reqId = 'shutdown-test-1';
       const completedAt = logs.findIndex(
         (l) => l.includes('request completed') && l.includes(`"reqId":"${reqId}"`),
       );

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
 import { ClientError, errorBody, MAX_BODY_BYTES, MAX_INSTANCES } from './contract.ts';
@@ -37,6 +38,14 @@ export function buildServer(options: ServerOptions): ServeApp {
     // On close: refuse new requests with 503, let in-flight ones finish, drop idle keep-alives.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // The predict Lambda sends its API request id as a SageMaker custom attribute: log lines here
+    // then carry the same id as the Lambda's.
+    genReqId: (req) => {
+      const attributes = req.headers['x-amzn-sagemaker-custom-attributes'];
+      const match =
+        typeof attributes === 'string' ? /(?:^|[;,\s])request-id=([\w.-]{1,128})/.exec(attributes) : null;
+      return match?.[1] ?? randomUUID();
+    },
   });
 
   let predictor: Predictor | undefined;
