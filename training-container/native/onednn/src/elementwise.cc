@@ -12,6 +12,10 @@
 namespace onednn_addon {
 namespace {
 
+// Below this many elements a parallel region costs more than it saves (a fork/join is microseconds
+// on an idle machine, far more when the cores are shared).
+constexpr int64_t kParallelMin = 1 << 15;
+
 enum BinaryOp { kAdd = 0, kSub, kMul, kDiv, kSquaredDiff, kMax, kMin };
 enum UnaryOp { kSigmoid = 0, kSqrt, kSquare, kRsqrt, kExp, kNeg, kRelu, kLog, kAbs, kReciprocal };
 
@@ -36,7 +40,7 @@ void binaryLoop(const float *a, const float *b, float *out, const std::vector<in
   const int64_t ai = as[nd - 1], bi = bs[nd - 1];
   int64_t rows = 1;
   for (int d = 0; d < nd - 1; d++) rows *= dims[d];
-#pragma omp parallel
+#pragma omp parallel if (rows * inner >= kParallelMin)
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
@@ -136,7 +140,7 @@ inline float unaryApply(float x) {
 
 template <int Op>
 void unaryLoop(const float *x, float *y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) y[i] = unaryApply<Op>(x[i]);
 }
 
@@ -176,7 +180,7 @@ Napi::Value reduce(const Napi::CallbackInfo &info) {
   const double scale = op == kMean ? 1.0 / double(R) : 1.0;
   if (I == 1) {
     // contiguous rows: one dot-like loop per output
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (O * R >= kParallelMin)
     for (int64_t o = 0; o < O; o++) {
       const float *row = x + o * R;
       if (isMax) {
@@ -198,7 +202,7 @@ Napi::Value reduce(const Napi::CallbackInfo &info) {
     const int nt = omp_get_max_threads();
     std::vector<double> partial(size_t(nt) * I, 0.0);
     std::vector<float> partialMax(isMax ? size_t(nt) * I : 0, -INFINITY);
-#pragma omp parallel
+#pragma omp parallel if (R * I >= kParallelMin)
     {
       const int t = omp_get_thread_num(), n = omp_get_num_threads();
       const int64_t r0 = R * t / n, r1 = R * (t + 1) / n;

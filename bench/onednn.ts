@@ -1,0 +1,161 @@
+/**
+ * Engine comparison for EfficientNetB0 training: ms per training step (Adam, categorical
+ * cross-entropy, batch 16 by default) at several resolutions on each engine that starts here,
+ * plus PyTorch (Debian's python3-torch) for the same model and shapes when it is installed.
+ * `--profile` prints a per-kernel time table for one step (tf.profile) instead.
+ *
+ *   npm run bench:onednn -- --engines onednn,wasm --sizes 96,128,224 --steps 3
+ *   npm run bench:onednn -- --profile --engines onednn --sizes 128
+ *
+ * Figures are wall-clock on a shared machine: noisy, never asserted anywhere.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import { type EngineName, initEngine } from '../training-container/src/engine/index.ts';
+import { buildClassifier } from '../training-container/src/model/index.ts';
+
+interface Options {
+  engines: string;
+  sizes: string;
+  batch: string;
+  steps: string;
+  profile?: boolean;
+  torch: boolean;
+}
+
+const program = new Command('bench-onednn')
+  .option('--engines <list>', 'comma-separated engines to try (unavailable ones are reported)', 'onednn,wasm')
+  .option('--sizes <list>', 'image sizes in pixels', '96,128,224')
+  .option('--batch <n>', 'batch size', '16')
+  .option('--steps <n>', 'timed steps per size after one warm-up step', '3')
+  .option('--profile', 'print the per-kernel time table of one step instead of timing')
+  .option('--no-torch', 'skip the PyTorch comparison')
+  .parse();
+const opts = program.opts<Options>();
+const sizes = opts.sizes.split(',').map(Number);
+const batch = Number(opts.batch);
+const steps = Number(opts.steps);
+
+function makeBatch(size: number): { xs: tf.Tensor4D; ys: tf.Tensor2D } {
+  const xs = tf.randomUniform([batch, size, size, 3], 0, 255, 'float32', 1) as tf.Tensor4D;
+  const labels = tf.tensor1d(
+    Array.from({ length: batch }, (_, i) => i % 4),
+    'int32',
+  );
+  const ys = tf.oneHot(labels, 4).toFloat() as tf.Tensor2D;
+  labels.dispose();
+  return { xs, ys };
+}
+
+function buildModel(size: number): tf.LayersModel {
+  const model = buildClassifier({ imageSize: size, numClasses: 4 });
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  return model;
+}
+
+async function timeSteps(size: number): Promise<number> {
+  const model = buildModel(size);
+  const { xs, ys } = makeBatch(size);
+  await model.trainOnBatch(xs, ys); // warm-up: primitive creation, first allocations
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await model.trainOnBatch(xs, ys);
+  const ms = (performance.now() - t0) / steps;
+  tf.dispose([xs, ys]);
+  model.dispose();
+  return ms;
+}
+
+async function profileStep(size: number): Promise<void> {
+  const model = buildModel(size);
+  const { xs, ys } = makeBatch(size);
+  await model.trainOnBatch(xs, ys);
+  const t0 = performance.now();
+  const info = await tf.profile(async () => {
+    await model.trainOnBatch(xs, ys);
+  });
+  const wall = performance.now() - t0;
+  const byKernel = new Map<string, { calls: number; ms: number }>();
+  for (const k of info.kernels) {
+    const entry = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
+    entry.calls++;
+    entry.ms += (await k.kernelTimeMs) as number;
+    byKernel.set(k.name, entry);
+  }
+  const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+  console.log(`\nper-kernel time, one training step, ${tf.getBackend()} b${batch} ${size}px`);
+  console.log(`step wall ${wall.toFixed(0)} ms (profiled), kernels ${total.toFixed(0)} ms`);
+  console.log('kernel'.padEnd(36) + 'calls'.padStart(7) + 'ms'.padStart(10) + '%'.padStart(7));
+  for (const [name, e] of rows.slice(0, 25)) {
+    console.log(
+      name.padEnd(36) +
+        String(e.calls).padStart(7) +
+        e.ms.toFixed(1).padStart(10) +
+        ((100 * e.ms) / total).toFixed(1).padStart(7),
+    );
+  }
+  tf.dispose([xs, ys]);
+  model.dispose();
+}
+
+/** PyTorch's step time for the same B0, batch and sizes (bench/pytorch_b0.py), or undefined. */
+function torchTimes(): Map<number, number> | undefined {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pytorch_b0.py');
+  if (!existsSync('/usr/bin/python3')) return undefined;
+  const run = spawnSync(
+    '/usr/bin/python3',
+    [script, '--batch', String(batch), '--steps', String(steps), '--sizes', opts.sizes],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '' } },
+  );
+  if (run.status !== 0) {
+    console.log(`pytorch: not measured (${(run.stderr || run.stdout).trim().split('\n').at(-1)})`);
+    return undefined;
+  }
+  const times = new Map<number, number>();
+  for (const m of run.stdout.matchAll(/size=(\d+) ms_per_step=([\d.]+)/g))
+    times.set(Number(m[1]), Number(m[2]));
+  return times;
+}
+
+const results = new Map<string, Map<number, number>>();
+for (const engine of opts.engines.split(',') as EngineName[]) {
+  try {
+    await initEngine(engine);
+  } catch (err) {
+    console.log(`${engine}: unavailable (${err instanceof Error ? err.message : String(err)})`);
+    continue;
+  }
+  const times = new Map<number, number>();
+  for (const size of sizes) {
+    if (opts.profile) {
+      await profileStep(size);
+      continue;
+    }
+    const ms = await timeSteps(size);
+    times.set(size, ms);
+    console.log(`engine=${engine} size=${size} batch=${batch} ms_per_step=${ms.toFixed(0)}`);
+  }
+  results.set(engine, times);
+}
+
+if (!opts.profile) {
+  const torch = opts.torch ? torchTimes() : undefined;
+  if (torch) results.set('pytorch', torch);
+  console.log(
+    `\nms per training step, EfficientNetB0, batch ${batch}${torch ? ' (ratio = pytorch / engine)' : ''}`,
+  );
+  console.log('engine'.padEnd(10) + sizes.map((s) => `${s}px`.padStart(16)).join(''));
+  for (const [engine, times] of results) {
+    const cells = sizes.map((s) => {
+      const ms = times.get(s);
+      const t = torch?.get(s);
+      const ratio = ms && t && engine !== 'pytorch' ? ` (${(t / ms).toFixed(2)})` : '';
+      return (ms ? `${ms.toFixed(0)}${ratio}` : '-').padStart(16);
+    });
+    console.log(engine.padEnd(10) + cells.join(''));
+  }
+}
