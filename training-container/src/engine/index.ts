@@ -56,6 +56,7 @@ export function maxWasmBatch(imageSize: number): number {
 }
 
 let current: EngineInfo | undefined;
+let currentPreference: EngineName | 'auto' | undefined;
 
 /** The engine picked by the last successful `initEngine`, if any. */
 export function currentEngine(): EngineInfo | undefined {
@@ -65,7 +66,7 @@ export function currentEngine(): EngineInfo | undefined {
 /**
  * Picks and initialises an engine. With a named engine, failure throws (the caller asked for it);
  * with 'auto' (default) each unavailable engine costs one log line and the next one is tried.
- * Calling it again with the engine already active is cheap.
+ * Calling it again with the same preference while its engine is active is a no-op.
  */
 export async function initEngine(
   preference: EngineName | 'auto' = 'auto',
@@ -76,13 +77,7 @@ export async function initEngine(
       `unknown engine ${JSON.stringify(preference)}: expected auto or one of ${ENGINE_NAMES.join(', ')}`,
     );
   }
-  if (
-    current &&
-    (preference === 'auto' || preference === current.name) &&
-    tf.getBackend() === current.backend
-  ) {
-    return current;
-  }
+  if (current && currentPreference === preference && tf.getBackend() === current.backend) return current;
   // Backend-independent, and it removes the full-size Tile that dominated batch-norm backprop.
   registerLeanBatchNormGradient();
   const candidates = preference === 'auto' ? AUTO_ORDER : [preference];
@@ -90,6 +85,7 @@ export async function initEngine(
     try {
       const info = await startEngine(name);
       current = info;
+      currentPreference = preference;
       log(`engine=${info.name} backend=${info.backend} ${info.detail}`);
       return info;
     } catch (err) {
