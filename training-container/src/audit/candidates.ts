@@ -7,7 +7,7 @@ const SIDE = 16;
  * Loose on purpose: verification decides, this only keeps the pairs worth verifying. Copies
  * whose crops differ by a few percent still score about 0.86 here; different scans mostly do not.
  */
-export const CANDIDATE_CORRELATION = 0.85;
+export const CANDIDATE_CORRELATION = 0.75;
 
 export interface Candidate {
   i: number;

@@ -32,13 +32,14 @@ export interface Verdict {
 
 /** Decision thresholds, chosen by looking at SARTAJ pairs on both sides (see docs/audit.md). */
 export const SAME_SCAN = {
-  /** Least aligned correlation at 16, 32, 64 and 128 pixels; the last is the final threshold. */
-  gates: [0.9, 0.9, 0.95, 0.985],
+  /** Least aligned correlation at 128 pixels (coarser levels have their own gates, see LEVELS). */
+  correlation: 0.985,
   /**
    * Most any 16x16 block may leave unexplained at 128 pixels: a guard against a copy with one
-   * region changed. Loose, because real copies differ by a moved watermark or burnt-in text.
+   * region changed. Loose, because real copies can differ by a moved watermark (SARTAJ
+   * `no_tumor/image (9)` and `image(214)` leave 0.43).
    */
-  worstBlock: 0.35,
+  worstBlock: 0.5,
 };
 
 /** Largest scale change and shift the alignment search tries (as a share of the side). */
@@ -78,11 +79,12 @@ export class Pyramid {
 export function compare(a: Pyramid, b: Pyramid, mirrored: boolean): Verdict {
   let t: Transform = { sx: mirrored ? -1 : 1, sy: 1, tx: 0, ty: 0 };
   const levels: number[] = [];
+  const last = LEVELS.length - 1;
   for (const [k, level] of LEVELS.entries()) {
     const r = align(level.pick(a), level.pick(b), level.size, t, level.schedule);
     t = r.t;
     levels.push(r.corr);
-    if (r.corr < SAME_SCAN.gates[k]) {
+    if (k < last && r.corr < level.gate) {
       return {
         same: false,
         mirrored,
@@ -96,9 +98,9 @@ export function compare(a: Pyramid, b: Pyramid, mirrored: boolean): Verdict {
   const warped = new Float32Array(THUMB_SIZE * THUMB_SIZE);
   warp(b.p128, THUMB_SIZE, t, warped);
   const worstBlock = worstBlockResidual(a.p128, warped, THUMB_SIZE, 16);
-  const correlation = levels[levels.length - 1];
+  const correlation = levels[last];
   return {
-    same: worstBlock <= SAME_SCAN.worstBlock,
+    same: correlation >= SAME_SCAN.correlation && worstBlock <= SAME_SCAN.worstBlock,
     mirrored,
     correlation,
     worstBlock,
@@ -115,17 +117,14 @@ export function compare(a: Pyramid, b: Pyramid, mirrored: boolean): Verdict {
 const LEVELS: readonly {
   size: number;
   pick: (p: Pyramid) => Float32Array;
-  schedule: readonly (readonly [number, number])[];
+  schedule: readonly (readonly [scaleStep: number, shiftStepAt128: number])[];
+  /** Least correlation to go on to the next level (the last level uses `SAME_SCAN.correlation`). */
+  gate: number;
 }[] = [
-  {
-    size: 16,
-    pick: (p) => p.p16,
-    schedule: [
-      [0.04, 4],
-      [0.02, 2],
-    ],
-  },
-  { size: 32, pick: (p) => p.p32, schedule: [[0.02, 1]] },
+  // Most candidates are rejected after this first, coarsest pass.
+  { size: 16, pick: (p) => p.p16, schedule: [[0.04, 4]], gate: 0.85 },
+  { size: 16, pick: (p) => p.p16, schedule: [[0.02, 2]], gate: 0.9 },
+  { size: 32, pick: (p) => p.p32, schedule: [[0.02, 1]], gate: 0.9 },
   {
     size: 64,
     pick: (p) => p.p64,
@@ -133,6 +132,7 @@ const LEVELS: readonly {
       [0.01, 1],
       [0.005, 0.5],
     ],
+    gate: 0.95,
   },
   {
     size: THUMB_SIZE,
@@ -141,8 +141,12 @@ const LEVELS: readonly {
       [0.005, 0.5],
       [0.0025, 0.25],
     ],
+    gate: 0,
   },
 ];
+
+/** The coarse levels' gates, for cache keys: results depend on them. */
+export const LEVEL_GATES = LEVELS.map((l) => l.gate);
 
 /**
  * Greedy coordinate search over (sx, sy, tx, ty) maximising the correlation, one step size after

@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { Label } from '../labels.ts';
 import { AuditCache, defaultCacheDir } from './cache.ts';
 import { CANDIDATE_CORRELATION } from './candidates.ts';
-import { SAME_SCAN } from './compare.ts';
+import { LEVEL_GATES, SAME_SCAN } from './compare.ts';
 import { type ImageFile, listSplit, listSplitDirs, type SkippedFile } from './files.ts';
 import { findSameScans, type SimilarityResult, UnionFind } from './similarity.ts';
 import { normalisedThumbnail, THUMB_SIZE } from './thumbnail.ts';
@@ -142,7 +142,7 @@ export async function auditSplits(
   // Byte-identical files need no pixels: compare each distinct content once.
   const contents = [...new Set(files.map((f) => f.sha256))].sort();
   const resultKey = createHash('sha256')
-    .update(JSON.stringify({ SAME_SCAN, CANDIDATE_CORRELATION, THUMB_SIZE, contents }))
+    .update(JSON.stringify({ SAME_SCAN, LEVEL_GATES, CANDIDATE_CORRELATION, THUMB_SIZE, contents }))
     .digest('hex');
   let similarity = await cache.getResult<SimilarityResult>(resultKey);
   const comparisonsFromCache = similarity !== undefined;

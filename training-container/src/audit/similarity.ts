@@ -50,7 +50,7 @@ export function findSameScans(
     if (v.same) {
       same.push({ i: c.i, j: c.j, mirrored: c.mirrored, correlation: v.correlation });
       lastMatched = key;
-    } else if (v.levels.length === 4) {
+    } else if (Number.isFinite(v.worstBlock)) {
       misses.push({
         i: c.i,
         j: c.j,
