@@ -78,10 +78,11 @@ async function profileStep(size: number): Promise<void> {
     await model.trainOnBatch(xs, ys);
   });
   const wall = performance.now() - t0;
-  const byKernel = new Map<string, { calls: number; ms: number }>();
+  const byKernel = new Map<string, { calls: number; ms: number; elements: number }>();
   for (const k of info.kernels) {
-    const entry = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
+    const entry = byKernel.get(k.name) ?? { calls: 0, ms: 0, elements: 0 };
     entry.calls++;
+    for (const shape of k.outputShapes) entry.elements += shape.reduce((a: number, b: number) => a * b, 1);
     entry.ms += (await k.kernelTimeMs) as number;
     byKernel.set(k.name, entry);
   }
@@ -89,11 +90,15 @@ async function profileStep(size: number): Promise<void> {
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
   console.log(`\nper-kernel time, one training step, ${tf.getBackend()} b${batch} ${size}px`);
   console.log(`step wall ${wall.toFixed(0)} ms (profiled), kernels ${total.toFixed(0)} ms`);
-  console.log('kernel'.padEnd(36) + 'calls'.padStart(7) + 'ms'.padStart(10) + '%'.padStart(7));
+  // Output elements (millions) show the work independently of how busy the shared machine was.
+  console.log(
+    'kernel'.padEnd(36) + 'calls'.padStart(7) + 'Melem'.padStart(9) + 'ms'.padStart(10) + '%'.padStart(7),
+  );
   for (const [name, e] of rows.slice(0, 25)) {
     console.log(
       name.padEnd(36) +
         String(e.calls).padStart(7) +
+        (e.elements / 1e6).toFixed(1).padStart(9) +
         e.ms.toFixed(1).padStart(10) +
         ((100 * e.ms) / total).toFixed(1).padStart(7),
     );

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { broadcastPlan, reducePlan } from '../../training-container/src/engine/onednn-elementwise.ts';
 import { expectKernelMatchesCpu, nativeAvailable, random } from './helpers.ts';
@@ -72,6 +73,18 @@ describe('onednn elementwise kernels', () => {
       }
     });
   }
+
+  it('Multiply by a scalar 1 shares the data and survives disposing its input', async () => {
+    const x = input([2, 3, 4], 11);
+    await expectKernelMatchesCpu('Multiply', { a: x, b: { values: Float32Array.of(1), shape: [] } });
+    await expectKernelMatchesCpu('Multiply', { a: { values: Float32Array.of(1), shape: [] }, b: x });
+    await tf.setBackend('onednn');
+    const t = tf.tensor(x.values, x.shape);
+    const y = tf.mul(t, tf.scalar(1));
+    t.dispose();
+    expect(Float32Array.from(await y.data())).toEqual(x.values);
+    y.dispose();
+  });
 
   it('AddN matches cpu', async () => {
     const shape = [3, 4, 5];

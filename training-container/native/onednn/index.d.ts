@@ -11,7 +11,7 @@ export interface OnednnAddon {
   conv2dBackwardWeights(shape: ConvShape, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   /**
    * out = a (op) b with broadcasting, over a collapsed shape `dims` and each input's element
-   * strides (0 = broadcast). op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference, 5 max, 6 min.
+   * strides (0 = broadcast). op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference, 5 max, 6 min, 7 twice the product.
    */
   binary(
     op: number,
@@ -26,6 +26,36 @@ export interface OnednnAddon {
   unary(op: number, x: Float32Array, y: Float32Array, n: number): void;
   /** out[o, i] = reduce over r of x[o, r, i]. op: 0 sum, 1 mean, 2 max. */
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, reduced: number, inner: number): void;
+  /** y = (x - mean) / sqrt(variance + epsilon) * scale + offset over `channels` (x's last axis). */
+  batchNormForward(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    offset: Float32Array | null,
+    epsilon: number,
+    rows: number,
+    channels: number,
+    y: Float32Array,
+  ): void;
+  /** All five gradients of batchNormForward in two passes. */
+  batchNormBackward(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    epsilon: number,
+    rows: number,
+    channels: number,
+    dx: Float32Array,
+    dMean: Float32Array,
+    dVariance: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+  ): void;
+  /** dx = dy * y * (1 - y). */
+  sigmoidGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
   /** Number of cached convolution primitives. */
   convCacheSize(): number;
 }

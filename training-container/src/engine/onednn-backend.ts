@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
+import { batchNormKernels, replaceGradients } from './onednn-batchnorm.ts';
 import { convKernels, type NativeKernel } from './onednn-conv.ts';
 import { elementwiseKernels } from './onednn-elementwise.ts';
 
@@ -22,7 +23,7 @@ export class OnednnBackend extends MathBackendCPU {
 
 /** Names of the kernels that run natively (everything else is the stock cpu kernel). */
 export function nativeKernelTable(addon: OnednnAddon): Record<string, NativeKernel> {
-  return { ...convKernels(addon), ...elementwiseKernels(addon) };
+  return { ...convKernels(addon), ...elementwiseKernels(addon), ...batchNormKernels(addon) };
 }
 
 /**
@@ -40,6 +41,7 @@ export function registerOnednnKernels(addon: OnednnAddon): string[] {
     for (const [kernelName, kernelFunc] of Object.entries(native)) {
       tf.registerKernel({ kernelName, backendName: ONEDNN_BACKEND, kernelFunc: kernelFunc as tf.KernelFunc });
     }
+    replaceGradients();
   }
   return Object.keys(native);
 }

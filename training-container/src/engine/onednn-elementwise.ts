@@ -11,6 +11,9 @@ import { type NativeKernel, required, values } from './onednn-conv.ts';
  */
 
 const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, SquaredDifference: 4, Maximum: 5, Minimum: 6 };
+const TWICE_MUL = 7;
+export const BROADCAST_SCALE = 'OnednnBroadcastScale';
+export const SQUARE_GRAD = 'OnednnSquareGrad';
 const UNARY_OPS = {
   Sigmoid: 0,
   Sqrt: 1,
@@ -110,6 +113,10 @@ export function reducePlan(shape: number[], axes: number[]): [number, number, nu
   return [outer, reduced, inner];
 }
 
+const isOne = (t: tf.TensorInfo, v: Float32Array) => v.length === 1 && v[0] === 1 && t.shape.length === 0;
+const broadcastShape = (a: tf.TensorInfo, b: tf.TensorInfo) =>
+  tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+
 function float32(backend: MathBackendCPU, ...ts: tf.TensorInfo[]): Float32Array[] | undefined {
   const out: Float32Array[] = [];
   for (const t of ts) {
@@ -119,6 +126,15 @@ function float32(backend: MathBackendCPU, ...ts: tf.TensorInfo[]): Float32Array[
     out.push(v);
   }
   return out;
+}
+
+/** A plain loop beats subarray+set for the short channel rows of NHWC tensors. */
+function copyRow(src: Float32Array, from: number, dst: Float32Array, to: number, n: number): void {
+  if (n >= 256) {
+    dst.set(src.subarray(from, from + n), to);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[to + i] = src[from + i];
 }
 
 /** Row-wise copy for Slice: the cpu kernel goes element by element through TensorBuffer. */
@@ -132,7 +148,7 @@ function sliceRows(src: Float32Array, shape: number[], begin: number[], size: nu
   for (let r = 0; r < rows; r++) {
     let off = begin[n - 1];
     for (let d = 0; d < n - 1; d++) off += (begin[d] + idx[d]) * strides[d];
-    out.set(src.subarray(off, off + rowLen), r * rowLen);
+    copyRow(src, off, out, r * rowLen, rowLen);
     for (let d = n - 2; d >= 0; d--) {
       if (++idx[d] < size[d]) break;
       idx[d] = 0;
@@ -159,7 +175,7 @@ function padRows(
   for (let r = 0; r < rows; r++) {
     let off = paddings[n - 1][0];
     for (let d = 0; d < n - 1; d++) off += (paddings[d][0] + idx[d]) * outStrides[d];
-    out.set(src.subarray(r * rowLen, (r + 1) * rowLen), off);
+    copyRow(src, r * rowLen, out, off, rowLen);
     for (let d = n - 2; d >= 0; d--) {
       if (++idx[d] < shape[d]) break;
       idx[d] = 0;
@@ -179,6 +195,16 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
       const vals = float32(backend, a, b);
       if (!vals || tf.util.sizeFromShape(a.shape) === 0 || tf.util.sizeFromShape(b.shape) === 0)
         return fallback(args);
+      // tfjs-layers' swish multiplies by a scalar 1 (and its gradient by 1 again): share the data.
+      if (name === 'Multiply') {
+        const same = isOne(b, vals[1]) && tf.util.arraysEqual(broadcastShape(a, b), a.shape) ? a : undefined;
+        const other = isOne(a, vals[0]) && tf.util.arraysEqual(broadcastShape(a, b), b.shape) ? b : undefined;
+        const pass = same ?? other;
+        if (pass) {
+          backend.incRef(pass.dataId);
+          return { dataId: pass.dataId, shape: pass.shape, dtype: 'float32' };
+        }
+      }
       const plan = broadcastPlan(a.shape, b.shape);
       const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
       addon.binary(op, vals[0], vals[1], out, plan.dims, plan.aStrides, plan.bStrides);
@@ -231,6 +257,40 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
       return backend.makeTensorInfo(outShape, 'float32', out);
     };
   }
+
+  // Mean's gradient: dy spread over the reduced axes and divided by their size, in one pass
+  // (tfjs multiplies by a full-size ones tensor, then divides).
+  kernels[BROADCAST_SCALE] = (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const { x } = required(args, 'x');
+    const shape = args.attrs?.shape as number[];
+    const vals = float32(backend, x);
+    if (!vals) throw new Error(`${BROADCAST_SCALE}: float32 input expected`);
+    const plan = broadcastPlan(x.shape, shape);
+    const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
+    const scale = Float32Array.of(args.attrs?.scale as number);
+    addon.binary(
+      BINARY_OPS.Multiply,
+      vals[0],
+      scale,
+      out,
+      plan.dims,
+      plan.aStrides,
+      new Int32Array(plan.dims.length),
+    );
+    return backend.makeTensorInfo(plan.outShape, 'float32', out);
+  };
+
+  kernels[SQUARE_GRAD] = (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const { dy, x } = required(args, 'dy', 'x');
+    const vals = float32(backend, dy, x);
+    if (!vals) throw new Error(`${SQUARE_GRAD}: float32 inputs expected`);
+    const out = new Float32Array(vals[0].length);
+    const unit = Int32Array.of(1);
+    addon.binary(TWICE_MUL, vals[0], vals[1], out, Int32Array.of(out.length), unit, unit);
+    return backend.makeTensorInfo(dy.shape, 'float32', out);
+  };
 
   const sliceFallback = cpuKernel('Slice');
   kernels.Slice = (args) => {

@@ -29,6 +29,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, info));
   initConv(env, exports);
   initElementwise(env, exports);
+  initBatchNorm(env, exports);
   return exports;
 }
 

@@ -16,7 +16,7 @@ namespace {
 // on an idle machine, far more when the cores are shared).
 constexpr int64_t kParallelMin = 1 << 15;
 
-enum BinaryOp { kAdd = 0, kSub, kMul, kDiv, kSquaredDiff, kMax, kMin };
+enum BinaryOp { kAdd = 0, kSub, kMul, kDiv, kSquaredDiff, kMax, kMin, kTwiceMul };
 enum UnaryOp { kSigmoid = 0, kSqrt, kSquare, kRsqrt, kExp, kNeg, kRelu, kLog, kAbs, kReciprocal };
 
 template <int Op>
@@ -28,6 +28,7 @@ inline float apply(float a, float b) {
   if constexpr (Op == kSquaredDiff) return (a - b) * (a - b);
   if constexpr (Op == kMax) return a > b ? a : b;
   if constexpr (Op == kMin) return a < b ? a : b;
+  if constexpr (Op == kTwiceMul) return 2.f * a * b;  // the gradient of Square
 }
 
 // out[idx] = a[idx . aStrides] (op) b[idx . bStrides] over an already collapsed shape whose last
@@ -119,6 +120,7 @@ Napi::Value binary(const Napi::CallbackInfo &info) {
     case kSquaredDiff: binaryLoop<kSquaredDiff>(a, b, out, dims, as, bs); break;
     case kMax: binaryLoop<kMax>(a, b, out, dims, as, bs); break;
     case kMin: binaryLoop<kMin>(a, b, out, dims, as, bs); break;
+    case kTwiceMul: binaryLoop<kTwiceMul>(a, b, out, dims, as, bs); break;
     default: throw Napi::RangeError::New(info.Env(), "unknown binary op");
   }
   return info.Env().Undefined();

@@ -1,0 +1,126 @@
+// tfjs FusedBatchNorm (per-channel statistics given as inputs) forward, and its whole gradient in
+// two passes: tfjs's own gradient takes about a dozen full-size tensor ops per layer.
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "common.h"
+
+namespace onednn_addon {
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 15;
+
+// Optional per-channel Float32Array (scale/offset may be absent: null or undefined).
+const float *optionalChannels(const Napi::CallbackInfo &info, size_t i, int64_t c, const char *name) {
+  if (i < info.Length() && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
+  return f32Arg(info, i, c, name);
+}
+
+// batchNormForward(x, mean, variance, scale|null, offset|null, epsilon, rows, channels, y)
+Napi::Value forward(const Napi::CallbackInfo &info) {
+  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
+  const float *x = f32Arg(info, 0, rows * c, "x");
+  const float *mean = f32Arg(info, 1, c, "mean");
+  const float *var = f32Arg(info, 2, c, "variance");
+  const float *scale = optionalChannels(info, 3, c, "scale");
+  const float *offset = optionalChannels(info, 4, c, "offset");
+  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
+  float *y = f32Arg(info, 8, rows * c, "y");
+  std::vector<float> a(c), b(c);  // y = x * a + b
+  for (int64_t k = 0; k < c; k++) {
+    const float r = 1.f / std::sqrt(var[k] + eps);
+    a[k] = r * (scale ? scale[k] : 1.f);
+    b[k] = (offset ? offset[k] : 0.f) - mean[k] * a[k];
+  }
+#pragma omp parallel for schedule(static) if (rows * c >= kParallelMin)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *yr = y + r * c;
+#pragma omp simd
+    for (int64_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
+  }
+  return info.Env().Undefined();
+}
+
+// batchNormBackward(x, dy, mean, variance, scale|null, epsilon, rows, channels,
+//                   dx, dMean, dVariance, dScale, dOffset)
+// With r = 1/sqrt(var + eps) and s the scale (1 when absent), y = (x - mean) * r * s + offset:
+//   dx = dy * r * s                     dOffset = sum dy
+//   dScale = r * sum dy (x - mean)      dMean = -r * s * sum dy
+//   dVariance = -0.5 * r^3 * s * sum dy (x - mean)
+Napi::Value backward(const Napi::CallbackInfo &info) {
+  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
+  const float *x = f32Arg(info, 0, rows * c, "x");
+  const float *dy = f32Arg(info, 1, rows * c, "dy");
+  const float *mean = f32Arg(info, 2, c, "mean");
+  const float *var = f32Arg(info, 3, c, "variance");
+  const float *scale = optionalChannels(info, 4, c, "scale");
+  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
+  float *dx = f32Arg(info, 8, rows * c, "dx");
+  float *dMean = f32Arg(info, 9, c, "dMean");
+  float *dVar = f32Arg(info, 10, c, "dVariance");
+  float *dScale = f32Arg(info, 11, c, "dScale");
+  float *dOffset = f32Arg(info, 12, c, "dOffset");
+
+  std::vector<float> r(c), rs(c);
+  for (int64_t k = 0; k < c; k++) {
+    r[k] = 1.f / std::sqrt(var[k] + eps);
+    rs[k] = r[k] * (scale ? scale[k] : 1.f);
+  }
+  const int nt = omp_get_max_threads();
+  std::vector<double> sumDy(size_t(nt) * c, 0.0), sumDyXc(size_t(nt) * c, 0.0);
+#pragma omp parallel if (rows * c >= kParallelMin)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+    double *sd = sumDy.data() + size_t(t) * c;
+    double *sdx = sumDyXc.data() + size_t(t) * c;
+    for (int64_t row = r0; row < r1; row++) {
+      const float *xr = x + row * c;
+      const float *dyr = dy + row * c;
+      float *dxr = dx + row * c;
+#pragma omp simd
+      for (int64_t k = 0; k < c; k++) {
+        sd[k] += dyr[k];
+        sdx[k] += double(dyr[k]) * double(xr[k] - mean[k]);
+        dxr[k] = dyr[k] * rs[k];
+      }
+    }
+  }
+  for (int64_t k = 0; k < c; k++) {
+    double sd = 0, sdx = 0;
+    for (int t = 0; t < nt; t++) {
+      sd += sumDy[size_t(t) * c + k];
+      sdx += sumDyXc[size_t(t) * c + k];
+    }
+    const double s = scale ? scale[k] : 1.0;
+    dOffset[k] = float(sd);
+    dScale[k] = float(r[k] * sdx);
+    dMean[k] = float(-double(rs[k]) * sd);
+    dVar[k] = float(-0.5 * double(r[k]) * r[k] * r[k] * s * sdx);
+  }
+  return info.Env().Undefined();
+}
+
+// sigmoidGrad(dy, y, dx, n): dx = dy * y * (1 - y), the whole of tfjs's three-op sigmoid gradient.
+Napi::Value sigmoidGrad(const Napi::CallbackInfo &info) {
+  const int64_t n = intArg(info, 3, "n");
+  const float *dy = f32Arg(info, 0, n, "dy");
+  const float *y = f32Arg(info, 1, n, "y");
+  float *dx = f32Arg(info, 2, n, "dx");
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.f - y[i]);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void initBatchNorm(Napi::Env env, Napi::Object exports) {
+  exports.Set("batchNormForward", Napi::Function::New(env, forward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, backward));
+  exports.Set("sigmoidGrad", Napi::Function::New(env, sigmoidGrad));
+}
+
+}  // namespace onednn_addon
