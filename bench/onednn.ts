@@ -11,6 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -114,7 +115,15 @@ function torchTimes(): Map<number, number> | undefined {
   const run = spawnSync(
     '/usr/bin/python3',
     [script, '--batch', String(batch), '--steps', String(steps), '--sizes', opts.sizes],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '' } },
+    // Same OpenMP settings as the onednn engine (torch uses libgomp and oneDNN 2.6 too).
+    {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(os.availableParallelism()),
+        OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
+      },
+    },
   );
   if (run.status !== 0) {
     console.log(`pytorch: not measured (${(run.stderr || run.stdout).trim().split('\n').at(-1)})`);

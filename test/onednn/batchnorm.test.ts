@@ -90,6 +90,21 @@ describe('onednn batch norm and sigmoid gradient', () => {
     await expectGradsMatchCpu([x], (xt) => tf.sum(tf.mul(tf.mul(xt, tf.sigmoid(xt)), weights)));
   });
 
+  it('the swish activation of layers built after registration is native and matches cpu', async () => {
+    const layer = tf.layers.activation({ activation: 'swish' });
+    expect(layer.getConfig().activation).toBe('swish'); // saved models are unchanged
+    const swish = (xt: tf.Tensor) => layer.apply(xt) as tf.Tensor;
+    await tf.setBackend('onednn');
+    const profile = await tf.profile(() => swish(tf.tensor(x.values, x.shape)));
+    expect(profile.kernels.map((k) => k.name)).toContain('OnednnSwish');
+    const forward = async (backend: string) => {
+      await tf.setBackend(backend);
+      return Float32Array.from(await swish(tf.tensor(x.values, x.shape)).data());
+    };
+    expect(relativeError(await forward('onednn'), await forward('cpu'))).toBeLessThan(1e-4);
+    await expectGradsMatchCpu([x], (xt) => tf.sum(tf.mul(swish(xt), weights)));
+  });
+
   it('other backends keep working with the replaced gradients registered', async () => {
     await tf.setBackend('cpu');
     const g = tf.grad((xt: tf.Tensor) => tf.sum(tf.sigmoid(xt)))(tf.tensor([0, 2]));

@@ -11,7 +11,8 @@ export interface OnednnAddon {
   conv2dBackwardWeights(shape: ConvShape, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   /**
    * out = a (op) b with broadcasting, over a collapsed shape `dims` and each input's element
-   * strides (0 = broadcast). op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference, 5 max, 6 min, 7 twice the product.
+   * strides (0 = broadcast). op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference, 5 max, 6 min, 7 twice the product,
+   * 8 swish gradient (a = dy, b = x).
    */
   binary(
     op: number,
@@ -22,7 +23,7 @@ export interface OnednnAddon {
     aStrides: Int32Array,
     bStrides: Int32Array,
   ): void;
-  /** y = f(x) for n elements. op: 0 sigmoid, 1 sqrt, 2 square, 3 rsqrt, 4 exp, 5 neg, 6 relu, 7 log, 8 abs, 9 reciprocal. */
+  /** y = f(x) for n elements. op: 0 sigmoid, 1 sqrt, 2 square, 3 rsqrt, 4 exp, 5 neg, 6 relu, 7 log, 8 abs, 9 reciprocal, 10 swish. */
   unary(op: number, x: Float32Array, y: Float32Array, n: number): void;
   /** out[o, i] = reduce over r of x[o, r, i]. op: 0 sum, 1 mean, 2 max. */
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, reduced: number, inner: number): void;

@@ -4,6 +4,7 @@ import type { OnednnAddon } from '../../native/onednn/index.js';
 import { batchNormKernels, replaceGradients } from './onednn-batchnorm.ts';
 import { convKernels, type NativeKernel } from './onednn-conv.ts';
 import { elementwiseKernels } from './onednn-elementwise.ts';
+import { registerSwishActivation, swishKernels } from './onednn-swish.ts';
 
 /** The tfjs backend name the onednn engine registers. */
 export const ONEDNN_BACKEND = 'onednn';
@@ -23,7 +24,12 @@ export class OnednnBackend extends MathBackendCPU {
 
 /** Names of the kernels that run natively (everything else is the stock cpu kernel). */
 export function nativeKernelTable(addon: OnednnAddon): Record<string, NativeKernel> {
-  return { ...convKernels(addon), ...elementwiseKernels(addon), ...batchNormKernels(addon) };
+  return {
+    ...convKernels(addon),
+    ...elementwiseKernels(addon),
+    ...batchNormKernels(addon),
+    ...swishKernels(addon),
+  };
 }
 
 /**
@@ -42,6 +48,7 @@ export function registerOnednnKernels(addon: OnednnAddon): string[] {
       tf.registerKernel({ kernelName, backendName: ONEDNN_BACKEND, kernelFunc: kernelFunc as tf.KernelFunc });
     }
     replaceGradients();
+    registerSwishActivation();
   }
   return Object.keys(native);
 }

@@ -16,8 +16,8 @@ namespace {
 // on an idle machine, far more when the cores are shared).
 constexpr int64_t kParallelMin = 1 << 15;
 
-enum BinaryOp { kAdd = 0, kSub, kMul, kDiv, kSquaredDiff, kMax, kMin, kTwiceMul };
-enum UnaryOp { kSigmoid = 0, kSqrt, kSquare, kRsqrt, kExp, kNeg, kRelu, kLog, kAbs, kReciprocal };
+enum BinaryOp { kAdd = 0, kSub, kMul, kDiv, kSquaredDiff, kMax, kMin, kTwiceMul, kSwishGrad };
+enum UnaryOp { kSigmoid = 0, kSqrt, kSquare, kRsqrt, kExp, kNeg, kRelu, kLog, kAbs, kReciprocal, kSwish };
 
 template <int Op>
 inline float apply(float a, float b) {
@@ -29,6 +29,10 @@ inline float apply(float a, float b) {
   if constexpr (Op == kMax) return a > b ? a : b;
   if constexpr (Op == kMin) return a < b ? a : b;
   if constexpr (Op == kTwiceMul) return 2.f * a * b;  // the gradient of Square
+  if constexpr (Op == kSwishGrad) {                    // a = dy, b = x
+    const float s = 1.f / (1.f + std::exp(-b));
+    return a * s * (1.f + b * (1.f - s));
+  }
 }
 
 // out[idx] = a[idx . aStrides] (op) b[idx . bStrides] over an already collapsed shape whose last
@@ -121,6 +125,7 @@ Napi::Value binary(const Napi::CallbackInfo &info) {
     case kMax: binaryLoop<kMax>(a, b, out, dims, as, bs); break;
     case kMin: binaryLoop<kMin>(a, b, out, dims, as, bs); break;
     case kTwiceMul: binaryLoop<kTwiceMul>(a, b, out, dims, as, bs); break;
+    case kSwishGrad: binaryLoop<kSwishGrad>(a, b, out, dims, as, bs); break;
     default: throw Napi::RangeError::New(info.Env(), "unknown binary op");
   }
   return info.Env().Undefined();
@@ -138,6 +143,7 @@ inline float unaryApply(float x) {
   if constexpr (Op == kLog) return std::log(x);
   if constexpr (Op == kAbs) return std::fabs(x);
   if constexpr (Op == kReciprocal) return 1.f / x;
+  if constexpr (Op == kSwish) return x / (1.f + std::exp(-x));
 }
 
 template <int Op>
@@ -163,6 +169,7 @@ Napi::Value unary(const Napi::CallbackInfo &info) {
     case kLog: unaryLoop<kLog>(x, y, n); break;
     case kAbs: unaryLoop<kAbs>(x, y, n); break;
     case kReciprocal: unaryLoop<kReciprocal>(x, y, n); break;
+    case kSwish: unaryLoop<kSwish>(x, y, n); break;
     default: throw Napi::RangeError::New(info.Env(), "unknown unary op");
   }
   return info.Env().Undefined();
