@@ -24,8 +24,20 @@ export function onednnLoadError(): Error | undefined {
   return loader().loadError();
 }
 
-function loader(): typeof Loader {
-  return createRequire(import.meta.url)('../../native/onednn/index.js') as typeof Loader;
+type AddonLoader = Pick<typeof Loader, 'load' | 'loadError'>;
+
+const missingLoader: AddonLoader = {
+  load: () => undefined,
+  loadError: () => new Error('training-container/native/onednn is not part of this installation'),
+};
+
+/** The package's CommonJS loader; absent when only src/ was copied (the GPU Docker image). */
+function loader(): AddonLoader {
+  try {
+    return createRequire(import.meta.url)('../../native/onednn/index.js') as AddonLoader;
+  } catch {
+    return missingLoader;
+  }
 }
 
 /**
