@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { registerOnednnBackend } from '../../training-container/src/engine/onednn.ts';
 import { broadcastPlan, reducePlan } from '../../training-container/src/engine/onednn-elementwise.ts';
 import { expectKernelMatchesCpu, nativeAvailable, random } from './helpers.ts';
 
@@ -57,8 +58,8 @@ describe('broadcast and reduce plans', () => {
 
 describe('onednn elementwise kernels', () => {
   if (!native) {
-    it('are not registered without the addon (cpu backend stays the reference)', () => {
-      expect(native).toBe(false);
+    it('are unavailable, and the engine says why instead of registering', async () => {
+      await expect(registerOnednnBackend()).rejects.toThrow(/engine onednn is not available/);
     });
     return;
   }
