@@ -43,6 +43,11 @@ export const HyperparametersSchema = z.strictObject({
   learning_rate: float(0, 1, { exclusiveMin: true }),
   dropout: float(0, 0.95),
   drop_connect: float(0, 0.95),
+  /**
+   * Batch-norm moving-average momentum (Keras: 0.99). Lower adapts the inference statistics within a
+   * few steps: needed when a short run trains from scratch, or validation sees stale statistics.
+   */
+  bn_momentum: float(0, 0.9999),
   /** EfficientNet width/depth multipliers; 1 = B0. Smaller values exist for tests and experiments. */
   width: float(0.05, 4),
   depth: float(0.05, 4),
@@ -82,6 +87,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
   learning_rate: '0.001',
   dropout: '0.2',
   drop_connect: '0.2',
+  bn_momentum: '0.99',
   width: '1',
   depth: '1',
   rotation: '15',
@@ -110,12 +116,12 @@ export const PROFILE_VALUES: Record<Profile, RawValues> = {
   full: {},
   quick: {
     image_size: '64',
-    batch_size: '32',
-    epochs: '4',
-    learning_rate: '0.002',
+    batch_size: '16',
+    epochs: '8',
+    bn_momentum: '0.9',
     lr_patience: '1',
     early_stopping_patience: '2',
-    time_limit_minutes: '9',
+    time_limit_minutes: '10.5',
   },
 };
 

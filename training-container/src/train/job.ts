@@ -141,6 +141,7 @@ async function trainAndReport(
     width: hp.width,
     depth: hp.depth,
   });
+  setBatchNormMomentum(model, hp.bn_momentum);
   const weights = await initialWeights(model, hp.weights, log);
   log(`model: EfficientNet (width=${hp.width}, depth=${hp.depth}) ${model.countParams()} parameters`);
 
@@ -336,6 +337,14 @@ async function initialWeights(
   const loaded = await loadImagenetWeights(model, file);
   log(`loaded ${loaded.loaded} ImageNet weight tensors from ${file}`);
   return { source: file, loaded: loaded.loaded, skipped: loaded.skipped };
+}
+
+function setBatchNormMomentum(model: tf.LayersModel, momentum: number): void {
+  for (const layer of model.layers) {
+    // tfjs reads `momentum` on every training call; the typings mark it readonly.
+    if (layer.getClassName() === 'BatchNormalization')
+      (layer as unknown as { momentum: number }).momentum = momentum;
+  }
 }
 
 /** Settings that change what a checkpoint means; the others (epochs, engine, ...) may change on resume. */
