@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
 import { ONEDNN_BACKEND } from './onednn-backend.ts';
-import { type NativeKernel, required, values } from './onednn-conv.ts';
+import { type NativeKernel, output, required, values } from './onednn-conv.ts';
 import { BROADCAST_SCALE, SQUARE_GRAD } from './onednn-elementwise.ts';
 
 /**
@@ -47,7 +47,7 @@ export function batchNormKernels(addon: OnednnAddon): Record<string, NativeKerne
       const sv = scale ? values(backend, scale) : null;
       const ov = offset ? values(backend, offset) : null;
       if (!xv || !mv || !vv || sv === undefined || ov === undefined) return fallback(args);
-      const y = new Float32Array(xv.length);
+      const y = output(backend, xv.length);
       const eps = (args.attrs?.varianceEpsilon as number | undefined) ?? 0.001;
       addon.batchNormForward(xv, mv, vv, sv, ov, eps, xv.length / c, c, y);
       return backend.makeTensorInfo(x.shape, 'float32', y);
@@ -62,7 +62,7 @@ export function batchNormKernels(addon: OnednnAddon): Record<string, NativeKerne
       const sv = scale ? values(backend, scale) : null;
       if (!xv || !dyv || !mv || !vv || sv === undefined)
         throw new Error(`${BN_GRAD}: float32 inputs expected`);
-      const dx = new Float32Array(xv.length);
+      const dx = output(backend, xv.length);
       const perChannel = [
         new Float32Array(c),
         new Float32Array(c),
@@ -82,7 +82,7 @@ export function batchNormKernels(addon: OnednnAddon): Record<string, NativeKerne
       const { dy, y } = required(args, 'dy', 'y');
       const [dyv, yv] = [values(backend, dy), values(backend, y)];
       if (!dyv || !yv) throw new Error(`${SIGMOID_GRAD}: float32 inputs expected`);
-      const dx = new Float32Array(dyv.length);
+      const dx = output(backend, dyv.length);
       addon.sigmoidGrad(dyv, yv, dx, dx.length);
       return backend.makeTensorInfo(dy.shape, 'float32', dx);
     },

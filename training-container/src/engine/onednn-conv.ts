@@ -44,6 +44,12 @@ export function convShape(info: ConvInfo, depthwise: boolean): Int32Array {
   ]);
 }
 
+/** A kernel output: from the onednn backend's pool when there is one; contents are arbitrary. */
+export function output(backend: MathBackendCPU, n: number): Float32Array {
+  const pooled = backend as MathBackendCPU & { allocFloat32?: (n: number) => Float32Array };
+  return pooled.allocFloat32 ? pooled.allocFloat32(n) : new Float32Array(n);
+}
+
 export function values(backend: MathBackendCPU, t: tf.TensorInfo): Float32Array | undefined {
   const v = backend.data.get(t.dataId).values;
   return v instanceof Float32Array ? v : undefined;
@@ -143,7 +149,7 @@ export function convKernels(addon: OnednnAddon): Record<string, NativeKernel> {
           (bias === undefined ||
             (bv !== undefined && tf.util.sizeFromShape(bias.shape) === info.outChannels)));
       if (!xv || !wv || !fusedOk || !nativeOk(info)) return fallback(args);
-      const out = new Float32Array(tf.util.sizeFromShape(info.outShape));
+      const out = output(backend, tf.util.sizeFromShape(info.outShape));
       addon.conv2dForward(convShape(info, depthwise), xv, wv, out);
       if (fused) biasAndActivation(out, info.outChannels, bv, act);
       return backend.makeTensorInfo(info.outShape, 'float32', out);
@@ -167,7 +173,7 @@ export function convKernels(addon: OnednnAddon): Record<string, NativeKernel> {
       const dyv = values(backend, dy);
       const wv = values(backend, filter);
       if (!dyv || !wv || !nativeOk(info)) return fallback(args);
-      const dx = new Float32Array(tf.util.sizeFromShape(info.inShape));
+      const dx = output(backend, tf.util.sizeFromShape(info.inShape));
       addon.conv2dBackwardData(convShape(info, depthwise), dyv, wv, dx);
       return backend.makeTensorInfo(info.inShape, 'float32', dx);
     };
@@ -184,7 +190,7 @@ export function convKernels(addon: OnednnAddon): Record<string, NativeKernel> {
       const xv = values(backend, x);
       const dyv = values(backend, dy);
       if (!xv || !dyv || !nativeOk(info)) return fallback(args);
-      const dw = new Float32Array(tf.util.sizeFromShape(filterShape));
+      const dw = output(backend, tf.util.sizeFromShape(filterShape));
       addon.conv2dBackwardWeights(convShape(info, depthwise), xv, dyv, dw);
       return backend.makeTensorInfo(filterShape, 'float32', dw);
     };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
-import { type NativeKernel, required, values } from './onednn-conv.ts';
+import { type NativeKernel, output, required, values } from './onednn-conv.ts';
 
 /**
  * The elementwise work that dominates a training step once convolutions are native (profiled on
@@ -138,8 +138,13 @@ function copyRow(src: Float32Array, from: number, dst: Float32Array, to: number,
 }
 
 /** Row-wise copy for Slice: the cpu kernel goes element by element through TensorBuffer. */
-function sliceRows(src: Float32Array, shape: number[], begin: number[], size: number[]): Float32Array {
-  const out = new Float32Array(tf.util.sizeFromShape(size));
+function sliceRows(
+  src: Float32Array,
+  shape: number[],
+  begin: number[],
+  size: number[],
+  out: Float32Array,
+): Float32Array {
   const n = shape.length;
   const strides = contiguousStrides(shape);
   const rowLen = size[n - 1];
@@ -163,11 +168,11 @@ function padRows(
   shape: number[],
   paddings: [number, number][],
   value: number,
+  out: Float32Array,
 ): Float32Array {
   const n = shape.length;
   const outShape = shape.map((s, d) => s + paddings[d][0] + paddings[d][1]);
-  const out = new Float32Array(tf.util.sizeFromShape(outShape));
-  if (value !== 0) out.fill(value);
+  out.fill(value); // recycled outputs hold old data
   const outStrides = contiguousStrides(outShape);
   const rowLen = shape[n - 1];
   const rows = src.length / Math.max(rowLen, 1);
@@ -206,7 +211,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
         }
       }
       const plan = broadcastPlan(a.shape, b.shape);
-      const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
+      const out = output(backend, tf.util.sizeFromShape(plan.outShape));
       addon.binary(op, vals[0], vals[1], out, plan.dims, plan.aStrides, plan.bStrides);
       return backend.makeTensorInfo(plan.outShape, 'float32', out);
     };
@@ -219,7 +224,8 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     const vals = float32(backend, ...tensors);
     const shape = tensors[0]?.shape ?? [];
     if (!vals || tensors.some((t) => !tf.util.arraysEqual(t.shape, shape))) return addNFallback(args);
-    const out = Float32Array.from(vals[0]);
+    const out = output(backend, vals[0].length);
+    out.set(vals[0]);
     const dims = Int32Array.of(out.length);
     const unit = Int32Array.of(1);
     for (let i = 1; i < vals.length; i++) addon.binary(BINARY_OPS.Add, out, vals[i], out, dims, unit, unit);
@@ -233,7 +239,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
       const { x } = required(args, 'x');
       const vals = float32(backend, x);
       if (!vals) return fallback(args);
-      const out = new Float32Array(vals[0].length);
+      const out = output(backend, vals[0].length);
       addon.unary(op, vals[0], out, out.length);
       return backend.makeTensorInfo(x.shape, 'float32', out);
     };
@@ -252,7 +258,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
       if (!vals || !plan || vals[0].length === 0) return fallback(args);
       let [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
       if (attrs.keepDims) outShape = tf.backend_util.expandShapeToKeepDim(outShape, axes);
-      const out = new Float32Array(plan[0] * plan[2]);
+      const out = output(backend, plan[0] * plan[2]);
       addon.reduce(op, vals[0], out, plan[0], plan[1], plan[2]);
       return backend.makeTensorInfo(outShape, 'float32', out);
     };
@@ -267,7 +273,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     const vals = float32(backend, x);
     if (!vals) throw new Error(`${BROADCAST_SCALE}: float32 input expected`);
     const plan = broadcastPlan(x.shape, shape);
-    const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
+    const out = output(backend, tf.util.sizeFromShape(plan.outShape));
     const scale = Float32Array.of(args.attrs?.scale as number);
     addon.binary(
       BINARY_OPS.Multiply,
@@ -286,7 +292,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     const { dy, x } = required(args, 'dy', 'x');
     const vals = float32(backend, dy, x);
     if (!vals) throw new Error(`${SQUARE_GRAD}: float32 inputs expected`);
-    const out = new Float32Array(vals[0].length);
+    const out = output(backend, vals[0].length);
     const unit = Int32Array.of(1);
     addon.binary(TWICE_MUL, vals[0], vals[1], out, Int32Array.of(out.length), unit, unit);
     return backend.makeTensorInfo(dy.shape, 'float32', out);
@@ -305,7 +311,8 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
       attrs.size as number | number[],
     );
     tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
-    return backend.makeTensorInfo(size, 'float32', sliceRows(vals[0], x.shape, begin, size));
+    const out = output(backend, tf.util.sizeFromShape(size));
+    return backend.makeTensorInfo(size, 'float32', sliceRows(vals[0], x.shape, begin, size, out));
   };
 
   const padFallback = cpuKernel('PadV2');
@@ -316,12 +323,15 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     const vals = float32(backend, x);
     if (!vals || x.shape.length === 0) return padFallback(args);
     const paddings = attrs.paddings as [number, number][];
-    const out = padRows(vals[0], x.shape, paddings, (attrs.constantValue as number) ?? 0);
-    return backend.makeTensorInfo(
-      x.shape.map((s, d) => s + paddings[d][0] + paddings[d][1]),
-      'float32',
-      out,
+    const outShape = x.shape.map((s, d) => s + paddings[d][0] + paddings[d][1]);
+    const out = padRows(
+      vals[0],
+      x.shape,
+      paddings,
+      (attrs.constantValue as number) ?? 0,
+      output(backend, tf.util.sizeFromShape(outShape)),
     );
+    return backend.makeTensorInfo(outShape, 'float32', out);
   };
 
   return kernels;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
 import { ONEDNN_BACKEND } from './onednn-backend.ts';
-import { type NativeKernel, required, values } from './onednn-conv.ts';
+import { type NativeKernel, output, required, values } from './onednn-conv.ts';
 
 /**
  * Swish (x * sigmoid(x), EfficientNet's activation) as one native pass forward and one backward.
@@ -25,7 +25,7 @@ export function swishKernels(addon: OnednnAddon): Record<string, NativeKernel> {
       const { x } = required(args, 'x');
       const xv = values(backend, x);
       if (!xv) throw new Error(`${SWISH}: float32 input expected`);
-      const y = new Float32Array(xv.length);
+      const y = output(backend, xv.length);
       addon.unary(UNARY_SWISH, xv, y, y.length);
       return backend.makeTensorInfo(x.shape, 'float32', y);
     },
@@ -34,7 +34,7 @@ export function swishKernels(addon: OnednnAddon): Record<string, NativeKernel> {
       const { dy, x } = required(args, 'dy', 'x');
       const [dyv, xv] = [values(backend, dy), values(backend, x)];
       if (!dyv || !xv) throw new Error(`${SWISH_GRAD}: float32 inputs expected`);
-      const dx = new Float32Array(xv.length);
+      const dx = output(backend, xv.length);
       const unit = Int32Array.of(1);
       addon.binary(BINARY_SWISH_GRAD, dyv, xv, dx, Int32Array.of(dx.length), unit, unit);
       return backend.makeTensorInfo(x.shape, 'float32', dx);
