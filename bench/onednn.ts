@@ -149,9 +149,16 @@ for (const engine of opts.engines.split(',') as EngineName[]) {
       await profileStep(size);
       continue;
     }
-    const ms = await timeSteps(size);
-    times.set(size, ms);
-    console.log(`engine=${engine} size=${size} batch=${batch} ms_per_step=${ms.toFixed(0)}`);
+    try {
+      const ms = await timeSteps(size);
+      times.set(size, ms);
+      console.log(`engine=${engine} size=${size} batch=${batch} ms_per_step=${ms.toFixed(0)}`);
+    } catch (err) {
+      // e.g. wasm's 4 GiB heap at 224 px: report it and go on with the next size.
+      console.log(
+        `engine=${engine} size=${size} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
   results.set(engine, times);
 }
