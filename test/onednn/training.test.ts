@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { buildClassifier } from '../../training-container/src/model/index.ts';
-import { nativeAvailable, random } from './helpers.ts';
+import { nativeAvailable, random, relativeError } from './helpers.ts';
 
 /**
  * End to end: 20 Adam steps (lr 1e-4) of a small EfficientNet (the real builder at width/depth 0.25, 32 px,
@@ -74,6 +74,34 @@ describe('training on onednn', () => {
         worst,
         `per-step |onednn - cpu|: ${diffs.map((d) => d.toExponential(1)).join(' ')}`,
       ).toBeLessThan(1e-3);
+    },
+  );
+
+  it(
+    native
+      ? 'inference (fused conv + sigmoid, native swish, batch-norm with moving statistics) matches cpu'
+      : 'addon unavailable: inference runs on cpu only',
+    async () => {
+      await tf.setBackend('cpu');
+      const model = smallModel();
+      const weights = model
+        .getWeights()
+        .map((w) => ({ values: w.dataSync() as Float32Array, shape: w.shape }));
+      const xs = () =>
+        tf.tensor4d(
+          random([3, SIZE, SIZE, 3], 7).map((v) => (v + 1) * 127.5),
+          [3, SIZE, SIZE, 3],
+        );
+      const cpu = Float32Array.from(await (model.predict(xs()) as tf.Tensor).data());
+      model.dispose();
+      expect(cpu.every((p) => p > 0 && p < 1)).toBe(true);
+      if (!native) return;
+      await tf.setBackend('onednn');
+      const onednnModel = smallModel();
+      onednnModel.setWeights(weights.map((w) => tf.tensor(w.values, w.shape)));
+      const onednn = Float32Array.from(await (onednnModel.predict(xs()) as tf.Tensor).data());
+      onednnModel.dispose();
+      expect(relativeError(onednn, cpu)).toBeLessThan(1e-4);
     },
   );
 });
