@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
+import { formatAuditSummary } from '../../training-container/src/audit/format.ts';
+import { auditDataset } from '../../training-container/src/audit/index.ts';
+import { renderHtml, samplePairs } from '../../training-container/src/audit/sheet.ts';
 import { labelFromFolder } from '../../training-container/src/labels.ts';
 import { type LocalApi, startApi } from '../local/api.ts';
 import { type FilePrediction, predictFiles } from '../local/predict-client.ts';
@@ -103,6 +106,20 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       );
       log(`   S3 endpoint ${resources.s3.endpoint}`);
       return { dataHash, s3: resources.s3 };
+    });
+
+    await phase('audit', async () => {
+      // The trainer groups its validation split by the same audit (sharing its cache); this report is for people.
+      const report = await auditDataset(options.dataDir, {
+        onProgress: (d, t, p) => options.onProgress?.(`audit ${p}`, d, t),
+        onWarning: (m) => log(`   warning: ${m}`),
+      });
+      const dir = path.join(work, 'audit');
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'audit.json'), JSON.stringify(report, null, 2));
+      await writeFile(path.join(dir, 'pairs.html'), await renderHtml(report, samplePairs(report)));
+      for (const line of formatAuditSummary(report).split('\n')) log(`   ${line}`);
+      log(`   report ${path.join(dir, 'audit.json')}, sample pairs ${path.join(dir, 'pairs.html')}`);
     });
 
     const jobName = `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(hyperparameters)))}`;
