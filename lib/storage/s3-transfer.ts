@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -96,16 +96,17 @@ export async function objectExists(s3: S3Client, bucket: string, key: string): P
 }
 
 export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<Set<string>> {
+  // ListObjects (v1) paged by marker: s3rver's v2 continuation tokens fail under OpenSSL 3, and
+  // v1 pages identically on AWS.
   const keys = new Set<string>();
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
-    );
-    for (const obj of page.Contents ?? []) if (obj.Key) keys.add(obj.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
+  let marker: string | undefined;
+  for (;;) {
+    const page = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, Marker: marker }));
+    const contents = page.Contents ?? [];
+    for (const obj of contents) if (obj.Key) keys.add(obj.Key);
+    if (!page.IsTruncated || contents.length === 0) return keys;
+    marker = page.NextMarker ?? contents[contents.length - 1].Key;
+  }
 }
 
 function joinKey(prefix: string, file: string): string {

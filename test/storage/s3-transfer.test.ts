@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashDataset, listDatasetFiles } from '../../lib/storage/dataset-files.ts';
 import { type LocalS3, startLocalS3 } from '../../lib/storage/local-s3.ts';
-import { downloadPrefix, objectExists, uploadDataset } from '../../lib/storage/s3-transfer.ts';
+import { downloadPrefix, listKeys, objectExists, uploadDataset } from '../../lib/storage/s3-transfer.ts';
 
 describe('dataset transfer through the real S3 client against a loopback S3 server', () => {
   let tmp: string;
@@ -61,5 +61,16 @@ describe('dataset transfer through the real S3 client against a loopback S3 serv
     expect(await downloadPrefix(s3.client, bucket, 'datasets/v1', back)).toBe(5);
     expect(await readFile(path.join(back, 'glioma_tumor', 'img (2).jpg'), 'utf8')).toBe('glioma_tumor-2');
     expect(await hashDataset(back)).toBe(await hashDataset(dir));
+  });
+
+  it('lists past the first page of 1,000 keys', async () => {
+    const dir = path.join(tmp, 'many', 'pituitary_tumor');
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < 1005; i++) await writeFile(path.join(dir, `p${i}.png`), String(i));
+    const result = await uploadDataset(s3.client, bucket, 'datasets/many', path.join(tmp, 'many'), {
+      concurrency: 32,
+    });
+    expect(result.uploaded).toBe(1005);
+    expect((await listKeys(s3.client, bucket, 'datasets/many')).size).toBe(1005);
   });
 });
