@@ -26,6 +26,13 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
+// The AWS SDK warns on every start that its 2027 releases need Node 22; say it once in the README
+// instead of in front of every command's output. Other warnings print as usual.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (!w.message.includes('NodeVersionSupportWarning')) console.error(`${w.name}: ${w.message}`);
+});
+
 try {
   await main(process.argv);
 } catch (err) {

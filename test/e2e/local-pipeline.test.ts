@@ -8,6 +8,17 @@ import { DEFAULT_DATA_DIR } from '../../lib/pipeline/data-location.ts';
 import { type LocalPipeline, runLocalPipeline } from '../../lib/pipeline/local.ts';
 import { LABELS } from '../../training-container/src/labels.ts';
 
+/** A tiny EfficientNet, 32 px, one epoch on the cpu engine: a few seconds of training. */
+const TINY_JOB = {
+  image_size: '32',
+  epochs: '1',
+  batch_size: '8',
+  width: '0.25',
+  depth: '0.25',
+  engine: 'cpu',
+  weights: 'none',
+};
+
 const CLASSES = ['glioma_tumor', 'meningioma_tumor', 'no_tumor', 'pituitary_tumor'];
 
 /**
@@ -48,15 +59,7 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
     run = await runLocalPipeline({
       dataDir: path.join(tmp, 'data'),
       workDir: path.join(tmp, 'work'),
-      hyperparameters: {
-        image_size: '32',
-        epochs: '1',
-        batch_size: '8',
-        width: '0.25',
-        depth: '0.25',
-        engine: 'cpu',
-        weights: 'none',
-      },
+      hyperparameters: TINY_JOB,
       apiPort: 0,
       servePort: 0,
       apiKey,
@@ -113,15 +116,7 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
     run = await runLocalPipeline({
       dataDir: path.join(tmp, 'data'),
       workDir: path.join(tmp, 'work'),
-      hyperparameters: {
-        image_size: '32',
-        epochs: '1',
-        batch_size: '8',
-        width: '0.25',
-        depth: '0.25',
-        engine: 'cpu',
-        weights: 'none',
-      },
+      hyperparameters: TINY_JOB,
       apiPort: 0,
       servePort: 0,
       apiKey,

@@ -1,20 +1,12 @@
 import { deflateSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRng } from '../../training-container/src/data/rng.ts';
 import { MAX_BODY_BYTES } from '../../training-container/src/serve/contract.ts';
 import { postInvocation, type RunningTestServer, sampleImage, startTestServer } from './fixtures.ts';
 
-/** Deterministic PRNG (mulberry32) so a failing payload can be reproduced from its index. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so a failing payload can be reproduced from its index. */
+const rng = createRng;
 
 interface Payload {
   name: string;

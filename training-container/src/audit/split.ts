@@ -1,4 +1,8 @@
+import { createRng, shuffle } from '../data/rng.ts';
 import type { AuditReport } from './index.ts';
+
+/** The seeded PRNG of the whole container, under the name the audit's callers know. */
+export { createRng as mulberry32 };
 
 /**
  * Splits that respect the audit's clusters: no scan (or any copy of it) on both sides.
@@ -20,9 +24,9 @@ export function clusterIdOf(report: Pick<AuditReport, 'clusters'>): (path: strin
  * Splits items into train and validation so that every group lands wholly on one side, each label
  * gets about `validationFraction` of its items in validation, and the same seed gives the same split.
  *
- * Groups are visited in a seeded random order and each goes to validation when that brings the
- * per-label validation counts closer to their targets; a group mixing labels (a label conflict)
- * counts towards each of its labels.
+ * Groups are visited in a seeded random order (so validation is not biased towards large
+ * clusters) and each goes to validation when that brings the per-label validation counts closer
+ * to their targets; a group mixing labels (a label conflict) counts towards each of its labels.
  */
 export function groupedStratifiedSplit<T extends { label: string; group: string }>(
   items: readonly T[],
@@ -43,9 +47,7 @@ export function groupedStratifiedSplit<T extends { label: string; group: string 
   const taken = new Map<string, number>();
 
   // Sorting the keys first makes the order depend on the seed only, not on the input order.
-  const order = shuffle([...groups.keys()].sort(), mulberry32(seed));
-  // Big groups first while there is room to balance them; ties keep the seeded order.
-  order.sort((a, b) => (groups.get(b)?.length ?? 0) - (groups.get(a)?.length ?? 0));
+  const order = shuffle([...groups.keys()].sort(), createRng(seed));
   const validationGroups = new Set<string>();
   for (const key of order) {
     const members = groups.get(key) as T[];
@@ -59,7 +61,8 @@ export function groupedStratifiedSplit<T extends { label: string; group: string 
       before += Math.abs(t - have);
       after += Math.abs(t - have - n);
     }
-    if (after < before) {
+    // Ties go to validation, as rounding half up would (a 1.5-image target takes 2).
+    if (after <= before) {
       validationGroups.add(key);
       for (const [label, n] of add) taken.set(label, (taken.get(label) ?? 0) + n);
     }
@@ -89,24 +92,4 @@ export function leakFreeTest(report: AuditReport, testPaths?: readonly string[])
   }
   const keep = new Set(out);
   return paths.filter((p) => keep.has(p));
-}
-
-/** Small, well-known seeded PRNG: the split must not depend on Math.random. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle<T>(xs: T[], random: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
-  }
-  return xs;
 }
