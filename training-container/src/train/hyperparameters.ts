@@ -117,7 +117,7 @@ export const PROFILE_VALUES: Record<Profile, RawValues> = {
   quick: {
     image_size: '64',
     batch_size: '16',
-    epochs: '8',
+    epochs: '12',
     bn_momentum: '0.9',
     lr_patience: '1',
     early_stopping_patience: '2',
