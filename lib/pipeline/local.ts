@@ -7,6 +7,7 @@ import { formatAuditSummary } from '../../training-container/src/audit/format.ts
 import { auditDataset } from '../../training-container/src/audit/index.ts';
 import { renderHtml, samplePairs } from '../../training-container/src/audit/sheet.ts';
 import { labelFromFolder } from '../../training-container/src/labels.ts';
+import { parseHyperparameters } from '../../training-container/src/train/hyperparameters.ts';
 import { type LocalApi, startApi } from '../local/api.ts';
 import { type FilePrediction, predictFiles } from '../local/predict-client.ts';
 import { type ServeProcess, startServeProcess } from '../local/serve-process.ts';
@@ -122,7 +123,9 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       log(`   report ${path.join(dir, 'audit.json')}, sample pairs ${path.join(dir, 'pairs.html')}`);
     });
 
-    const jobName = `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(hyperparameters)))}`;
+    // Named by the resolved hyperparameters (profile values included), so a changed profile trains anew.
+    const resolved = parseHyperparameters(hyperparameters);
+    const jobName = `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(resolved)))}`;
     const modelKey = `jobs/${jobName}/output/model.tar.gz`;
     const evaluationKey = `jobs/${jobName}/output/data/evaluation.json`;
     const jobDir = path.join(work, 'jobs', jobName);
@@ -278,6 +281,6 @@ function shortHash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 8);
 }
 
-function sortKeys(obj: Record<string, string>): Record<string, string> {
+function sortKeys(obj: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(obj).sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -119,8 +119,10 @@ export const PROFILE_VALUES: Record<Profile, RawValues> = {
     batch_size: '16',
     epochs: '12',
     bn_momentum: '0.9',
-    lr_patience: '1',
-    early_stopping_patience: '2',
+    // Patient callbacks: validation loss from random weights is noisy, and the time limit, not
+    // early stopping, should end a quick run.
+    lr_patience: '2',
+    early_stopping_patience: '4',
     time_limit_minutes: '10.5',
   },
 };
