@@ -47,7 +47,9 @@ export function register(program: Command): void {
         apiKey: flags.apiKey,
       });
       console.log('\n== sample predictions through the API');
-      console.log(formatPredictionTable(run.samples, LABELS));
+      // Show where each sample came from (its class folder), not just its file name.
+      const samples = run.samples.map((r) => ({ ...r, file: path.relative(dataDir, r.file) }));
+      console.log(formatPredictionTable(samples, LABELS, { fullPath: true }));
       console.log(`   without the API key: HTTP ${run.unauthenticatedStatus}`);
       console.log('\n== timings');
       for (const t of run.timings)

@@ -107,9 +107,17 @@ async function predictFile(file: string, options: PredictClientOptions): Promise
   };
 }
 
-/** A fixed-width table: one row per file with its label and each class probability. */
-export function formatPredictionTable(results: FilePrediction[], labels: readonly string[]): string {
-  const nameWidth = Math.max(4, ...results.map((r) => path.basename(r.file).length));
+/**
+ * A fixed-width table: one row per file with its label and each class probability. Files show
+ * by base name unless `fullPath` (for paths that carry meaning, like a class folder).
+ */
+export function formatPredictionTable(
+  results: FilePrediction[],
+  labels: readonly string[],
+  { fullPath = false }: { fullPath?: boolean } = {},
+): string {
+  const display = (file: string) => (fullPath ? file : path.basename(file));
+  const nameWidth = Math.max(4, ...results.map((r) => display(r.file).length));
   const cols = labels.map((l) => Math.max(l.length, 6));
   const header = [
     'file'.padEnd(nameWidth),
@@ -117,7 +125,7 @@ export function formatPredictionTable(results: FilePrediction[], labels: readonl
     ...labels.map((l, i) => l.padStart(cols[i])),
   ].join('  ');
   const rows = results.map((r) => {
-    const name = path.basename(r.file).padEnd(nameWidth);
+    const name = display(r.file).padEnd(nameWidth);
     if (!r.prediction) {
       return `${name}  ${'error'.padEnd(10)}  ${r.status ? `${r.status} ` : ''}${r.error?.code}: ${r.error?.message}`;
     }
