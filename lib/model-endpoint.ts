@@ -1,4 +1,4 @@
-import { ArnFormat, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import type * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -6,6 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
 import { arnRef, suppress } from './nag.ts';
+import { grantSageMakerBasics, STAR_ONLY_ACTIONS_REASON } from './sagemaker-role.ts';
 
 export interface ModelEndpointProps {
   readonly bucket: s3.IBucket;
@@ -59,32 +60,7 @@ export class ModelEndpoint extends Construct {
         }),
       );
     }
-    props.image.repository.grantPull(role);
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'logs:CreateLogGroup',
-          'logs:CreateLogStream',
-          'logs:PutLogEvents',
-          'logs:DescribeLogStreams',
-        ],
-        resources: [
-          stack.formatArn({
-            service: 'logs',
-            resource: 'log-group',
-            resourceName: '/aws/sagemaker/Endpoints/*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
-      }),
-    );
+    grantSageMakerBasics(role, props.image, '/aws/sagemaker/Endpoints/*');
     const prefixes =
       props.dataCaptureSamplePercent === undefined ? ['models/'] : ['models/', DATA_CAPTURE_PREFIX];
     suppress(role, [
@@ -96,8 +72,7 @@ export class ModelEndpoint extends Construct {
       },
       {
         id: 'AwsSolutions-IAM5',
-        reason:
-          'ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept only resource * (AWS design); PutMetricData is limited by a namespace condition.',
+        reason: STAR_ONLY_ACTIONS_REASON,
         findings: ['Resource::*'],
       },
       {

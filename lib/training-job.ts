@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ArnFormat, CustomResource, Duration, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
 import type * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -9,6 +9,7 @@ import { Construct, type IConstruct } from 'constructs';
 import type { DatasetDelivery } from './dataset-delivery.ts';
 import { arnRef, suppress } from './nag.ts';
 import { nodeFunction } from './node-function.ts';
+import { grantSageMakerBasics, STAR_ONLY_ACTIONS_REASON } from './sagemaker-role.ts';
 import { TRAINING_METRIC_DEFINITIONS } from './training-metrics.ts';
 
 export interface TrainingJobProps {
@@ -180,7 +181,6 @@ export class TrainingJob extends Construct {
   }
 
   private createJobRole(props: TrainingJobProps): iam.Role {
-    const stack = Stack.of(this);
     const role = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com'),
       description:
@@ -208,32 +208,7 @@ export class TrainingJob extends Construct {
         },
       }),
     );
-    props.image.repository.grantPull(role);
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'logs:CreateLogGroup',
-          'logs:CreateLogStream',
-          'logs:PutLogEvents',
-          'logs:DescribeLogStreams',
-        ],
-        resources: [
-          stack.formatArn({
-            service: 'logs',
-            resource: 'log-group',
-            resourceName: '/aws/sagemaker/TrainingJobs*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
-      }),
-    );
+    grantSageMakerBasics(role, props.image, '/aws/sagemaker/TrainingJobs*');
     const bucketArn = arnRef(props.bucket);
     suppress(role, [
       {
@@ -246,8 +221,7 @@ export class TrainingJob extends Construct {
       },
       {
         id: 'AwsSolutions-IAM5',
-        reason:
-          'ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept only resource * (AWS design); PutMetricData is limited by a namespace condition.',
+        reason: STAR_ONLY_ACTIONS_REASON,
         findings: ['Resource::*'],
       },
       {

@@ -1,0 +1,45 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import type * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+
+/** The shared IAM statement acknowledged by both SageMaker roles. */
+export const STAR_ONLY_ACTIONS_REASON =
+  'ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept only resource * (AWS design); PutMetricData is limited by a namespace condition.';
+
+/**
+ * What every SageMaker execution role of ours needs besides its S3 prefixes: pull our image,
+ * write its own CloudWatch log groups (`logGroupPattern`, e.g. `/aws/sagemaker/Endpoints/*`),
+ * and publish SageMaker's metrics.
+ */
+export function grantSageMakerBasics(
+  role: iam.Role,
+  image: ecrAssets.DockerImageAsset,
+  logGroupPattern: string,
+): void {
+  image.repository.grantPull(role);
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: [
+        'logs:CreateLogGroup',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'logs:DescribeLogStreams',
+      ],
+      resources: [
+        Stack.of(role).formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: logGroupPattern,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+    }),
+  );
+}
