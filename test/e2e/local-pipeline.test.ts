@@ -52,19 +52,21 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
   let tmp: string;
   let run: LocalPipeline;
   const apiKey = 'test-key-123';
-
-  beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'bt-e2e-'));
-    await tinyDataset(path.join(tmp, 'data'), { Training: 5, Testing: 2 });
-    run = await runLocalPipeline({
+  const start = (log: (line: string) => void) =>
+    runLocalPipeline({
       dataDir: path.join(tmp, 'data'),
       workDir: path.join(tmp, 'work'),
       hyperparameters: TINY_JOB,
       apiPort: 0,
       servePort: 0,
       apiKey,
-      log: () => {},
+      log,
     });
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'bt-e2e-'));
+    await tinyDataset(path.join(tmp, 'data'), { Training: 5, Testing: 2 });
+    run = await start(() => {});
   }, 600_000);
 
   afterAll(async () => {
@@ -113,15 +115,7 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
   it('reuses the trained model on a second run with the same data and hyperparameters', async () => {
     await run.close();
     const lines: string[] = [];
-    run = await runLocalPipeline({
-      dataDir: path.join(tmp, 'data'),
-      workDir: path.join(tmp, 'work'),
-      hyperparameters: TINY_JOB,
-      apiPort: 0,
-      servePort: 0,
-      apiKey,
-      log: (l) => lines.push(l),
-    });
+    run = await start((l) => lines.push(l));
     expect(lines.some((l) => l.includes('reusing'))).toBe(true);
     expect(run.timings.map((t) => t.phase)).not.toContain('train');
     expect(run.samples.every((s) => s.status === 200)).toBe(true);
