@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 
 interface LocalFlags {
@@ -37,6 +38,7 @@ export function register(program: Command): void {
       const { formatPredictionTable } = await import('../../lib/local/predict-client.ts');
       const { LABELS } = await import('../../training-container/src/labels.ts');
       const dataDir = resolveDataDir(flags.data);
+      const progress = progressBar();
       const run = await runLocalPipeline({
         dataDir,
         workDir: path.resolve(flags.work),
@@ -45,7 +47,13 @@ export function register(program: Command): void {
         apiPort: Number(flags.apiPort),
         servePort: Number(flags.servePort),
         apiKey: flags.apiKey,
+        onProgress: progress.update,
+        log: (line) => {
+          progress.stop();
+          console.log(line);
+        },
       });
+      progress.stop();
       console.log('\n== sample predictions through the API');
       // Show where each sample came from (its class folder), not just its file name.
       const samples = run.samples.map((r) => ({ ...r, file: path.relative(dataDir, r.file) }));
@@ -93,4 +101,29 @@ function collect(value: string, previous: Record<string, string>): Record<string
   const eq = value.indexOf('=');
   if (eq <= 0) throw new Error(`--set ${value}: expected key=value, e.g. --set epochs=2`);
   return { ...previous, [value.slice(0, eq).trim()]: value.slice(eq + 1).trim() };
+}
+
+/** One bar for the long transfers and the audit, shown only on a terminal. */
+function progressBar(): { update: (phase: string, done: number, total: number) => void; stop: () => void } {
+  if (!process.stdout.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new SingleBar({
+    format: '   {phase} [{bar}] {value}/{total} {eta_formatted}',
+    clearOnComplete: true,
+  });
+  let current = '';
+  return {
+    update: (phase, done, total) => {
+      if (phase !== current) {
+        bar.stop();
+        bar.start(total, done, { phase });
+        current = phase;
+      } else {
+        bar.update(done);
+      }
+    },
+    stop: () => {
+      if (current) bar.stop();
+      current = '';
+    },
+  };
 }
