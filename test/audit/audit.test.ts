@@ -123,13 +123,15 @@ describe('auditDataset', () => {
     expect(r.files.every((f) => /^(train|test)\//.test(f.path))).toBe(true);
   });
 
-  it('rejects an unknown class folder with a clear error', async () => {
+  it('names a folder that is not a class as skipped, as the trainer ignores it', async () => {
     const bad = await mkdtemp(path.join(os.tmpdir(), 'audit-bad-'));
     try {
       await mkdir(path.join(bad, 'Training', 'tumour'), { recursive: true });
-      await expect(auditDataset(bad, { cacheDir: false })).rejects.toThrow(
-        /unknown class folder 'Training\/tumour'/,
-      );
+      const r = await auditDataset(bad, { cacheDir: false });
+      expect(r.images).toBe(0);
+      expect(r.skipped).toEqual([
+        { path: 'Training/tumour', reason: expect.stringMatching(/not a class folder/) },
+      ]);
     } finally {
       await rm(bad, { recursive: true, force: true });
     }

@@ -1,9 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { LABELS, type Label, labelFromFolder } from '../labels.ts';
-
-/** Extensions the audit reads; anything else in a class folder (README, .DS_Store) is ignored. */
-const IMAGE_EXTENSIONS = /\.(jpe?g|png|webp|tiff?|gif|avif|bmp)$/i;
+import { listImageFolder } from '../data/image-folder.ts';
+import { LABELS, type Label } from '../labels.ts';
 
 export interface ImageFile {
   /** Report path: `<split>/<class folder>/<file>`, always with forward slashes. */
@@ -19,49 +17,30 @@ export interface SkippedFile {
 }
 
 /**
- * Lists `<dir>/<class folder>/<image>` for one split. An unknown class folder is an error (a typo
- * there would silently drop a class); stray images outside class folders are skipped and reported.
+ * Lists `<dir>/<class folder>/<image>` for one split with the trainer's own image-folder reader,
+ * so the audit and the trainer see the same files. A folder that is not a known class is reported
+ * as skipped (the trainer ignores it too); a non-image file is later named as undecodable.
  */
 export async function listSplit(
   split: string,
   dir: string,
 ): Promise<{ files: ImageFile[]; skipped: SkippedFile[] }> {
-  let entries: import('node:fs').Dirent[];
+  let folder: Awaited<ReturnType<typeof listImageFolder>>;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    folder = await listImageFolder(dir);
   } catch (err) {
-    throw new Error(`cannot read split '${split}' at ${dir}: ${(err as Error).message}`);
+    throw new Error(`cannot read split '${split}': ${(err as Error).message}`);
   }
-  const files: ImageFile[] = [];
-  const skipped: SkippedFile[] = [];
-  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (entry.name.startsWith('.')) continue;
-    if (!entry.isDirectory()) {
-      if (IMAGE_EXTENSIONS.test(entry.name)) {
-        skipped.push({ path: `${split}/${entry.name}`, reason: 'image is not inside a class folder' });
-      }
-      continue;
-    }
-    const label = labelFromFolder(entry.name);
-    if (!label) {
-      throw new Error(
-        `unknown class folder '${split}/${entry.name}' in ${dir} (expected one of ${LABELS.join(', ')}, ` +
-          'or the SARTAJ names such as glioma_tumor)',
-      );
-    }
-    const names = (await readdir(path.join(dir, entry.name), { withFileTypes: true }))
-      .filter((f) => f.isFile() && !f.name.startsWith('.') && IMAGE_EXTENSIONS.test(f.name))
-      .map((f) => f.name)
-      .sort((a, b) => a.localeCompare(b));
-    for (const name of names) {
-      files.push({
-        path: `${split}/${entry.name}/${name}`,
-        absolute: path.join(dir, entry.name, name),
-        split,
-        label,
-      });
-    }
-  }
+  const files = folder.files.map((f) => ({
+    path: `${split}/${f.relPath}`,
+    absolute: f.path,
+    split,
+    label: f.label,
+  }));
+  const skipped = folder.ignoredFolders.map((name) => ({
+    path: `${split}/${name}`,
+    reason: `not a class folder (expected one of ${LABELS.join(', ')}, or SARTAJ names such as glioma_tumor)`,
+  }));
   return { files, skipped };
 }
 
