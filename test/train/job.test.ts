@@ -83,6 +83,18 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(await readFile(paths.failure, 'utf8')).toMatch(/no images for class pituitary/);
   });
 
+  it('fails when every file of a class is unreadable, naming the class and the skipped files', async () => {
+    const train = await makeImageFolder(3);
+    const pituitary = path.join(train, 'pituitary_tumor');
+    for (const f of await readdir(pituitary)) await writeFile(path.join(pituitary, f), 'not an image');
+    const { code, paths, log } = await run({ ...TINY, max_bad_files: '10' }, { train });
+    expect(code).not.toBe(0);
+    expect(await readFile(paths.failure, 'utf8')).toMatch(
+      /no images for class pituitary.*3 unreadable files skipped/,
+    );
+    expect(log.filter((l) => l.includes('skipping pituitary_tumor/'))).toHaveLength(3);
+  });
+
   it('fails on a bad hyperparameter before doing any work', async () => {
     const { code, paths } = await run({ ...TINY, epochs: 'ten' }, {});
     expect(code).not.toBe(0);

@@ -292,14 +292,6 @@ async function readChannel(
   if (folder.ignoredFolders.length) {
     log(`channel ${name}: ignoring folders that are not classes: ${folder.ignoredFolders.join(', ')}`);
   }
-  const empty = LABELS.filter((_, i) => folder.counts[i] === 0);
-  if (name === 'train' && empty.length) {
-    throw new JobFailure(
-      `the "${name}" channel has no images for class${empty.length > 1 ? 'es' : ''} ${empty.join(', ')}: every ` +
-        `class needs a folder with images (found ${fmtCounts(folder.counts)}` +
-        `${folder.ignoredFolders.length ? `; folders not recognised as classes: ${folder.ignoredFolders.join(', ')}` : ''}).`,
-    );
-  }
   if (folder.files.length === 0) throw new JobFailure(`the "${name}" channel at ${dir} holds no images.`);
   const decodeStarted = performance.now();
   const set = await decodeImages(folder.files, {
@@ -307,10 +299,21 @@ async function readChannel(
     maxBadFiles: hp.max_bad_files,
     onSkip: (s) => log(`channel ${name}: skipping ${s.relPath}: ${s.reason}`),
   });
+  // Counted after decoding: a class whose every file is unreadable is as empty as a missing one.
+  const counts = LABELS.map((_, i) => set.labels.filter((l) => l === i).length);
   log(
     `channel ${name}: decoded ${set.files.length} images at ${hp.image_size} px in ` +
-      `${((performance.now() - decodeStarted) / 1000).toFixed(1)} s (${fmtCounts(folder.counts)}), skipped ${set.skipped.length}`,
+      `${((performance.now() - decodeStarted) / 1000).toFixed(1)} s (${fmtCounts(counts)}), skipped ${set.skipped.length}`,
   );
+  const empty = LABELS.filter((_, i) => counts[i] === 0);
+  if (name === 'train' && empty.length) {
+    throw new JobFailure(
+      `the "${name}" channel has no images for class${empty.length > 1 ? 'es' : ''} ${empty.join(', ')}: every ` +
+        `class needs a folder with readable images (found ${fmtCounts(counts)}` +
+        `${set.skipped.length ? `; ${set.skipped.length} unreadable files skipped` : ''}` +
+        `${folder.ignoredFolders.length ? `; folders not recognised as classes: ${folder.ignoredFolders.join(', ')}` : ''}).`,
+    );
+  }
   return set;
 }
 
