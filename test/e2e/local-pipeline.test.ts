@@ -6,6 +6,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_DATA_DIR } from '../../lib/pipeline/data-location.ts';
 import { type LocalPipeline, runLocalPipeline } from '../../lib/pipeline/local.ts';
+import { auditDataset } from '../../training-container/src/audit/index.ts';
+import { leakFreeTest } from '../../training-container/src/audit/split.ts';
 import { LABELS } from '../../training-container/src/labels.ts';
 
 /** A tiny EfficientNet, 32 px, one epoch on the cpu engine: a few seconds of training. */
@@ -66,6 +68,13 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'bt-e2e-'));
     await tinyDataset(path.join(tmp, 'data'), { Training: 5, Testing: 2 });
+    // One known leak: a Testing scan also filed in Training, which the leak-free figures must drop.
+    const testGlioma = path.join(tmp, 'data', 'Testing', 'glioma_tumor');
+    const [leaked] = (await readdir(testGlioma)).sort();
+    await copyFile(
+      path.join(testGlioma, leaked),
+      path.join(tmp, 'data', 'Training', 'glioma_tumor', 'leak-copy.jpg'),
+    );
     run = await start(() => {});
   }, 600_000);
 
@@ -93,10 +102,13 @@ describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
     expect(run.unauthenticatedStatus).toBe(403);
   });
 
-  it('evaluated the model on all of Testing and on its leak-free part', () => {
+  it('evaluated the model on all of Testing and on exactly the leak-free part the audit finds', async () => {
     const evaluation = run.evaluation as { overall: { n: number }; leakFree: { n: number } };
     expect(evaluation.overall.n).toBe(8);
-    expect(evaluation.leakFree.n).toBeLessThanOrEqual(8);
+    const report = await auditDataset(path.join(tmp, 'data'), { cacheDir: false });
+    expect(report.leakyTest).toHaveLength(1);
+    expect(evaluation.leakFree.n).toBe(leakFreeTest(report).length);
+    expect(evaluation.leakFree.n).toBe(7);
   });
 
   it('answers the API directly, with 4xx JSON for a bad image', async () => {
