@@ -55,8 +55,52 @@ export interface OnednnAddon {
     dScale: Float32Array,
     dOffset: Float32Array,
   ): void;
+  /**
+   * Batch-norm in training: writes the batch's per-channel mean and biased variance (as
+   * tf.moments) and y = (x - mean) / sqrt(variance + epsilon) * scale + offset.
+   */
+  batchNormTrainingForward(
+    x: Float32Array,
+    scale: Float32Array | null,
+    offset: Float32Array | null,
+    epsilon: number,
+    rows: number,
+    channels: number,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): void;
+  /** Gradients of batchNormTrainingForward w.r.t. x (through the statistics), scale and offset. */
+  batchNormTrainingBackward(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    epsilon: number,
+    rows: number,
+    channels: number,
+    dx: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+  ): void;
   /** dx = dy * y * (1 - y). */
   sigmoidGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
+  /**
+   * Copies the block `dims` from src to dst, each element addressed by offset + index . strides
+   * (element strides; the last dim must have stride 1 in both).
+   */
+  stridedCopy(
+    src: Float32Array,
+    srcOffset: number,
+    srcStrides: Int32Array,
+    dst: Float32Array,
+    dstOffset: number,
+    dstStrides: Int32Array,
+    dims: Int32Array,
+  ): void;
+  /** dst[0..n) = value. */
+  fill(dst: Float32Array, value: number, n: number): void;
   /** Number of cached convolution primitives. */
   convCacheSize(): number;
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../model/batch-norm.ts';
 import { ONEDNN_BACKEND } from './onednn-backend.ts';
 import { type NativeKernel, output, required, values } from './onednn-conv.ts';
 import { BROADCAST_SCALE, SQUARE_GRAD } from './onednn-elementwise.ts';
@@ -74,6 +75,43 @@ export function batchNormKernels(addon: OnednnAddon): Record<string, NativeKerne
       return [
         backend.makeTensorInfo(x.shape, 'float32', dx),
         ...perChannel.map((v) => backend.makeTensorInfo(mean.shape, 'float32', v)),
+      ];
+    },
+
+    // The model's one-kernel batch-norm for training (../model/batch-norm.ts has the contract).
+    [BATCH_NORM_TRAINING]: (args) => {
+      const backend = args.backend as MathBackendCPU;
+      const { x, scale, offset } = required(args, 'x', 'scale', 'offset');
+      const c = x.shape[x.shape.length - 1];
+      const [xv, sv, ov] = [x, scale, offset].map((t) => values(backend, t));
+      if (!xv || !sv || !ov || !channelsOk(x, scale, offset) || xv.length === 0)
+        throw new Error(`${BATCH_NORM_TRAINING}: float32 x with per-channel scale and offset expected`);
+      const y = output(backend, xv.length);
+      const [mean, variance] = [new Float32Array(c), new Float32Array(c)];
+      const eps = args.attrs?.varianceEpsilon as number;
+      addon.batchNormTrainingForward(xv, sv, ov, eps, xv.length / c, c, y, mean, variance);
+      return [
+        backend.makeTensorInfo(x.shape, 'float32', y),
+        backend.makeTensorInfo([c], 'float32', mean),
+        backend.makeTensorInfo([c], 'float32', variance),
+      ];
+    },
+
+    [BATCH_NORM_TRAINING_GRAD]: (args) => {
+      const backend = args.backend as MathBackendCPU;
+      const { dy, x, mean, variance, scale } = required(args, 'dy', 'x', 'mean', 'variance', 'scale');
+      const c = x.shape[x.shape.length - 1];
+      const [dyv, xv, mv, vv, sv] = [dy, x, mean, variance, scale].map((t) => values(backend, t));
+      if (!dyv || !xv || !mv || !vv || !sv || dyv.length !== xv.length)
+        throw new Error(`${BATCH_NORM_TRAINING_GRAD}: float32 inputs expected`);
+      const dx = output(backend, xv.length);
+      const [dScale, dOffset] = [new Float32Array(c), new Float32Array(c)];
+      const eps = args.attrs?.varianceEpsilon as number;
+      addon.batchNormTrainingBackward(xv, dyv, mv, vv, sv, eps, xv.length / c, c, dx, dScale, dOffset);
+      return [
+        backend.makeTensorInfo(x.shape, 'float32', dx),
+        backend.makeTensorInfo(scale.shape, 'float32', dScale),
+        backend.makeTensorInfo(scale.shape, 'float32', dOffset),
       ];
     },
 

@@ -128,64 +128,51 @@ function float32(backend: MathBackendCPU, ...ts: tf.TensorInfo[]): Float32Array[
   return out;
 }
 
-/** A plain loop beats subarray+set for the short channel rows of NHWC tensors. */
-function copyRow(src: Float32Array, from: number, dst: Float32Array, to: number, n: number): void {
-  if (n >= 256) {
-    dst.set(src.subarray(from, from + n), to);
-    return;
-  }
-  for (let i = 0; i < n; i++) dst[to + i] = src[from + i];
-}
-
-/** Row-wise copy for Slice: the cpu kernel goes element by element through TensorBuffer. */
-function sliceRows(
+/** Slice as one native block copy: the cpu kernel goes element by element through TensorBuffer. */
+function sliceBlock(
+  addon: OnednnAddon,
   src: Float32Array,
   shape: number[],
   begin: number[],
   size: number[],
   out: Float32Array,
 ): Float32Array {
-  const n = shape.length;
   const strides = contiguousStrides(shape);
-  const rowLen = size[n - 1];
-  const rows = out.length / Math.max(rowLen, 1);
-  const idx = new Array<number>(n - 1).fill(0);
-  for (let r = 0; r < rows; r++) {
-    let off = begin[n - 1];
-    for (let d = 0; d < n - 1; d++) off += (begin[d] + idx[d]) * strides[d];
-    copyRow(src, off, out, r * rowLen, rowLen);
-    for (let d = n - 2; d >= 0; d--) {
-      if (++idx[d] < size[d]) break;
-      idx[d] = 0;
-    }
-  }
+  const offset = begin.reduce((sum, b, d) => sum + b * strides[d], 0);
+  addon.stridedCopy(
+    src,
+    offset,
+    Int32Array.from(strides),
+    out,
+    0,
+    Int32Array.from(contiguousStrides(size)),
+    Int32Array.from(size),
+  );
   return out;
 }
 
-/** Row-wise copy for PadV2 (the zero padding before EfficientNet's stride-2 convolutions). */
-function padRows(
+/** PadV2 (the zero padding before EfficientNet's stride-2 convolutions): a fill and a block copy. */
+function padBlock(
+  addon: OnednnAddon,
   src: Float32Array,
   shape: number[],
   paddings: [number, number][],
   value: number,
   out: Float32Array,
 ): Float32Array {
-  const n = shape.length;
   const outShape = shape.map((s, d) => s + paddings[d][0] + paddings[d][1]);
-  out.fill(value); // recycled outputs hold old data
+  addon.fill(out, value, out.length); // recycled outputs hold old data
   const outStrides = contiguousStrides(outShape);
-  const rowLen = shape[n - 1];
-  const rows = src.length / Math.max(rowLen, 1);
-  const idx = new Array<number>(n - 1).fill(0);
-  for (let r = 0; r < rows; r++) {
-    let off = paddings[n - 1][0];
-    for (let d = 0; d < n - 1; d++) off += (paddings[d][0] + idx[d]) * outStrides[d];
-    copyRow(src, r * rowLen, out, off, rowLen);
-    for (let d = n - 2; d >= 0; d--) {
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  const offset = paddings.reduce((sum, [before], d) => sum + before * outStrides[d], 0);
+  addon.stridedCopy(
+    src,
+    0,
+    Int32Array.from(contiguousStrides(shape)),
+    out,
+    offset,
+    Int32Array.from(outStrides),
+    Int32Array.from(shape),
+  );
   return out;
 }
 
@@ -312,7 +299,7 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     );
     tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
     const out = output(backend, tf.util.sizeFromShape(size));
-    return backend.makeTensorInfo(size, 'float32', sliceRows(vals[0], x.shape, begin, size, out));
+    return backend.makeTensorInfo(size, 'float32', sliceBlock(addon, vals[0], x.shape, begin, size, out));
   };
 
   const padFallback = cpuKernel('PadV2');
@@ -324,7 +311,8 @@ export function elementwiseKernels(addon: OnednnAddon): Record<string, NativeKer
     if (!vals || x.shape.length === 0) return padFallback(args);
     const paddings = attrs.paddings as [number, number][];
     const outShape = x.shape.map((s, d) => s + paddings[d][0] + paddings[d][1]);
-    const out = padRows(
+    const out = padBlock(
+      addon,
       vals[0],
       x.shape,
       paddings,

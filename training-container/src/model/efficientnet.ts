@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BatchNormalization } from './batch-norm.ts';
 import { ChannelScale, DropConnect, IMAGENET_STDDEV_RGB, Normalization } from './layers.ts';
 
 /**
@@ -147,7 +148,7 @@ function mbConv(inputs: tf.SymbolicTensor, a: MbConvArgs): tf.SymbolicTensor {
   }
 
   x = conv(x, a.filtersOut, 1, { name: `${a.name}project_conv` });
-  x = tf.layers.batchNormalization({ axis: -1, name: `${a.name}project_bn` }).apply(x) as tf.SymbolicTensor;
+  x = new BatchNormalization({ axis: -1, name: `${a.name}project_bn` }).apply(x) as tf.SymbolicTensor;
   if (a.strides === 1 && a.filtersIn === a.filtersOut) {
     if (a.dropRate > 0)
       x = new DropConnect({ rate: a.dropRate, name: `${a.name}drop` }).apply(x) as tf.SymbolicTensor;
@@ -182,9 +183,12 @@ function conv(
     .apply(x) as tf.SymbolicTensor;
 }
 
-/** Keras BatchNormalization defaults (momentum 0.99, epsilon 1e-3) match tfjs' defaults. */
+/**
+ * Keras BatchNormalization defaults (momentum 0.99, epsilon 1e-3) match tfjs' defaults. The layer is
+ * tfjs-layers' own, with a one-kernel training path where the backend has it (./batch-norm.ts).
+ */
 function bnAct(x: tf.SymbolicTensor, bnName: string, actName: string): tf.SymbolicTensor {
-  const y = tf.layers.batchNormalization({ axis: -1, name: bnName }).apply(x) as tf.SymbolicTensor;
+  const y = new BatchNormalization({ axis: -1, name: bnName }).apply(x) as tf.SymbolicTensor;
   return tf.layers.activation({ activation: 'swish', name: actName }).apply(y) as tf.SymbolicTensor;
 }
 

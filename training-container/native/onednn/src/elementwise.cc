@@ -5,9 +5,11 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "common.h"
+#include "fastmath.h"
 
 namespace onednn_addon {
 namespace {
@@ -30,7 +32,7 @@ inline float apply(float a, float b) {
   if constexpr (Op == kMin) return a < b ? a : b;
   if constexpr (Op == kTwiceMul) return 2.f * a * b;  // the gradient of Square
   if constexpr (Op == kSwishGrad) {                    // a = dy, b = x
-    const float s = 1.f / (1.f + std::exp(-b));
+    const float s = fastSigmoid(b);
     return a * s * (1.f + b * (1.f - s));
   }
 }
@@ -38,7 +40,7 @@ inline float apply(float a, float b) {
 // out[idx] = a[idx . aStrides] (op) b[idx . bStrides] over an already collapsed shape whose last
 // dim has stride 0 or 1 in each input.
 template <int Op>
-void binaryLoop(const float *a, const float *b, float *out, const std::vector<int64_t> &dims,
+ONEDNN_SIMD_CLONES void binaryLoop(const float *a, const float *b, float *out, const std::vector<int64_t> &dims,
                 const std::vector<int64_t> &as, const std::vector<int64_t> &bs) {
   const int nd = int(dims.size());
   const int64_t inner = dims[nd - 1];
@@ -133,7 +135,7 @@ Napi::Value binary(const Napi::CallbackInfo &info) {
 
 template <int Op>
 inline float unaryApply(float x) {
-  if constexpr (Op == kSigmoid) return 1.f / (1.f + std::exp(-x));
+  if constexpr (Op == kSigmoid) return fastSigmoid(x);
   if constexpr (Op == kSqrt) return std::sqrt(x);
   if constexpr (Op == kSquare) return x * x;
   if constexpr (Op == kRsqrt) return 1.f / std::sqrt(x);
@@ -143,11 +145,11 @@ inline float unaryApply(float x) {
   if constexpr (Op == kLog) return std::log(x);
   if constexpr (Op == kAbs) return std::fabs(x);
   if constexpr (Op == kReciprocal) return 1.f / x;
-  if constexpr (Op == kSwish) return x / (1.f + std::exp(-x));
+  if constexpr (Op == kSwish) return x * fastSigmoid(x);
 }
 
 template <int Op>
-void unaryLoop(const float *x, float *y, int64_t n) {
+ONEDNN_SIMD_CLONES void unaryLoop(const float *x, float *y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) y[i] = unaryApply<Op>(x[i]);
 }
@@ -246,12 +248,58 @@ Napi::Value reduce(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// stridedCopy(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, dims): copies the block
+// `dims` (last dim contiguous in both) from src to dst, each addressed by offset + idx . strides.
+// Slice and PadV2 are this copy; tfjs's cpu kernels walk element by element.
+Napi::Value stridedCopy(const Napi::CallbackInfo &info) {
+  const auto dims = int32Vector(info, 6, "dims");
+  const auto ss = int32Vector(info, 2, "srcStrides");
+  const auto ds = int32Vector(info, 5, "dstStrides");
+  const int64_t srcOff = intArg(info, 1, "srcOffset"), dstOff = intArg(info, 4, "dstOffset");
+  const int nd = int(dims.size());
+  if (nd == 0 || int(ss.size()) != nd || int(ds.size()) != nd || ss[nd - 1] != 1 || ds[nd - 1] != 1 || srcOff < 0 ||
+      dstOff < 0) {
+    throw Napi::RangeError::New(info.Env(), "stridedCopy: bad dims, strides or offsets");
+  }
+  for (int64_t d : dims)
+    if (d < 1) return info.Env().Undefined();
+  const float *src = f32Arg(info, 0, srcOff + reach(dims, ss), "src");
+  float *dst = f32Arg(info, 3, dstOff + reach(dims, ds), "dst");
+  const int64_t inner = dims[nd - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < nd - 1; d++) rows *= dims[d];
+#pragma omp parallel for schedule(static) if (rows * inner >= kParallelMin)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, so = srcOff, dO = dstOff;
+    for (int d = nd - 2; d >= 0; d--) {
+      const int64_t i = rem % dims[d];
+      rem /= dims[d];
+      so += i * ss[d];
+      dO += i * ds[d];
+    }
+    std::memcpy(dst + dO, src + so, size_t(inner) * sizeof(float));
+  }
+  return info.Env().Undefined();
+}
+
+// fill(dst, value, n)
+Napi::Value fill(const Napi::CallbackInfo &info) {
+  const int64_t n = intArg(info, 2, "n");
+  float *dst = f32Arg(info, 0, n, "dst");
+  const float v = float(info[1].As<Napi::Number>().DoubleValue());
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) dst[i] = v;
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void initElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, binary));
   exports.Set("unary", Napi::Function::New(env, unary));
   exports.Set("reduce", Napi::Function::New(env, reduce));
+  exports.Set("stridedCopy", Napi::Function::New(env, stridedCopy));
+  exports.Set("fill", Napi::Function::New(env, fill));
 }
 
 }  // namespace onednn_addon
