@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { type EngineName, initEngine } from '../training-container/src/engine/index.ts';
 import { buildClassifier } from '../training-container/src/model/index.ts';
+import { Adam } from '../training-container/src/train/adam.ts';
 
 interface Options {
   engines: string;
@@ -54,7 +55,7 @@ function makeBatch(size: number): { xs: tf.Tensor4D; ys: tf.Tensor2D } {
 
 function buildModel(size: number): tf.LayersModel {
   const model = buildClassifier({ imageSize: size, numClasses: 4 });
-  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  model.compile({ optimizer: new Adam(1e-3), loss: 'categoricalCrossentropy' });
   return model;
 }
 

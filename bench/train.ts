@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { ENGINE_NAMES, type EngineName, initEngine } from '../training-container/src/engine/index.ts';
 import { buildClassifier } from '../training-container/src/model/index.ts';
+import { Adam } from '../training-container/src/train/adam.ts';
 
 interface Options {
   engine: EngineName | 'auto';
@@ -36,7 +37,7 @@ const opts = program.opts<Options>();
 
 async function benchSize(size: number): Promise<void> {
   const model = buildClassifier({ imageSize: size, numClasses: 4 });
-  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  model.compile({ optimizer: new Adam(1e-3), loss: 'categoricalCrossentropy' });
   const x = tf.randomUniform([opts.batch, size, size, 3], 0, 255);
   const y = tf.oneHot(tf.randomUniform([opts.batch], 0, 4, 'int32'), 4);
   for (let i = 0; i < opts.warmup; i++) await model.trainOnBatch(x, y);

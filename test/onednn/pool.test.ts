@@ -1,7 +1,8 @@
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { registerOnednnBackend } from '../../training-container/src/engine/onednn.ts';
-import type { OnednnBackend } from '../../training-container/src/engine/onednn-backend.ts';
+import { type OnednnBackend, poolBytes } from '../../training-container/src/engine/onednn-backend.ts';
 import { nativeAvailable, random, relativeError } from './helpers.ts';
 
 /** The output-buffer pool: reuse happens, and never behind the back of someone still holding data. */
@@ -12,6 +13,17 @@ const SHAPE = [4, 8, 8, 16];
 function storage(t: tf.Tensor): unknown {
   return (tf.backend() as OnednnBackend).data.get(t.dataId).values;
 }
+
+describe('onednn output pool size', () => {
+  it('is off with ONEDNN_POOL=0, set by ONEDNN_POOL_MB, else a quarter of memory up to 8 GiB', () => {
+    expect(poolBytes({ ONEDNN_POOL: '0', ONEDNN_POOL_MB: '100' })).toBe(0);
+    expect(poolBytes({ ONEDNN_POOL_MB: '100' })).toBe(100 * 2 ** 20);
+    const byDefault = poolBytes({});
+    expect(byDefault).toBeGreaterThan(0);
+    expect(byDefault).toBeLessThanOrEqual(Math.min(os.totalmem() / 4, 8 * 2 ** 30));
+    expect(poolBytes({ ONEDNN_POOL_MB: 'lots' })).toBe(byDefault);
+  });
+});
 
 describe('onednn output pool', () => {
   if (!native) {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { buildClassifier } from '../../training-container/src/model/index.ts';
+import { Adam } from '../../training-container/src/train/adam.ts';
 import { nativeAvailable, random, relativeError } from './helpers.ts';
 
 /**
@@ -26,7 +27,7 @@ function smallModel(): tf.LayersModel {
     dropout: 0,
     dropConnect: 0,
   });
-  model.compile({ optimizer: tf.train.adam(1e-4), loss: 'categoricalCrossentropy' });
+  model.compile({ optimizer: new Adam(1e-4), loss: 'categoricalCrossentropy' });
   return model;
 }
 

@@ -101,6 +101,25 @@ export interface OnednnAddon {
   ): void;
   /** dst[0..n) = value. */
   fill(dst: Float32Array, value: number, n: number): void;
+  /** One Adam step for n parameters, tfjs's formula (see src/engine/fused-kernels.ts ADAM_UPDATE). */
+  adamUpdate(
+    value: Float32Array,
+    gradient: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    learningRate: number,
+    beta1: number,
+    beta2: number,
+    oneMinusBeta1: number,
+    oneMinusBeta2: number,
+    epsilon: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+    outValue: Float32Array,
+    outM: Float32Array,
+    outV: Float32Array,
+  ): void;
   /** Number of cached convolution primitives. */
   convCacheSize(): number;
 }

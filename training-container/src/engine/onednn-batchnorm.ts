@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { OnednnAddon } from '../../native/onednn/index.js';
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../model/batch-norm.ts';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from './fused-kernels.ts';
 import { ONEDNN_BACKEND } from './onednn-backend.ts';
 import { type NativeKernel, output, required, values } from './onednn-conv.ts';
 import { BROADCAST_SCALE, SQUARE_GRAD } from './onednn-elementwise.ts';

@@ -1,29 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../engine/fused-kernels.ts';
 
 /**
  * tfjs-layers' BatchNormalization with one optional fast path for training. tfjs computes the
  * batch statistics with `moments` (mean, subtract, square, mean) and then normalizes, and
  * backpropagates through each of those full-size ops separately: in EfficientNet that is the
  * largest share of a training step once convolutions are fast. A backend that registers the two
- * kernels below gets the whole layer as one kernel forward and one backward instead; every other
- * backend, and inference, runs tfjs-layers' own code unchanged.
+ * batch-norm kernels of ../engine/fused-kernels.ts gets the whole layer as one kernel forward and
+ * one backward instead; every other backend, and inference, runs tfjs-layers' own code unchanged.
  *
  * The class keeps tfjs's class name and config, so a saved model is an ordinary tfjs-layers
  * model. Importing this module also registers it under that name, so models loaded with
  * `tf.loadLayersModel` (a resumed training job) get the fast path too.
  */
-
-/**
- * Kernel contract. Inputs `{x, scale, offset}` (per-channel on x's last axis), attr
- * `varianceEpsilon`; outputs `[y, mean, variance]`: the batch's mean and biased variance over all
- * but the last axis (as `tf.moments`) and y = (x - mean) / sqrt(variance + eps) * scale + offset.
- */
-export const BATCH_NORM_TRAINING = 'BatchNormTraining';
-/**
- * Inputs `{dy, x, mean, variance, scale}`, attr `varianceEpsilon`; outputs `[dx, dScale, dOffset]`,
- * dx including the paths through the batch statistics.
- */
-export const BATCH_NORM_TRAINING_GRAD = 'BatchNormTrainingGrad';
 
 type BatchNormalizationArgs = Parameters<typeof tf.layers.batchNormalization>[0];
 type TfjsBatchNormalization = ReturnType<typeof tf.layers.batchNormalization>;

@@ -5,6 +5,7 @@ import type { DecodedImages } from '../data/decode.ts';
 import { deriveRng, shuffle } from '../data/rng.ts';
 import type { Split } from '../data/split.ts';
 import { lossAndAccuracy, predictProbabilities } from '../evaluate/predict.ts';
+import { Adam } from './adam.ts';
 import { EarlyStopping, ReduceLROnPlateau } from './callbacks.ts';
 import {
   type CheckpointState,
@@ -78,7 +79,7 @@ export function formatEpochLine(r: EpochRecord): string {
 export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopResult> {
   const { model, data, split, hp, log } = options;
   const numClasses = options.classWeights.length;
-  const optimizer = tf.train.adam(hp.learning_rate);
+  const optimizer = new Adam(hp.learning_rate);
   const reduceLr = new ReduceLROnPlateau({
     factor: hp.lr_factor,
     patience: hp.lr_patience,

@@ -30,6 +30,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   initConv(env, exports);
   initElementwise(env, exports);
   initBatchNorm(env, exports);
+  initOptimizer(env, exports);
   return exports;
 }
 

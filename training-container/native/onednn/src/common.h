@@ -33,5 +33,6 @@ inline int64_t intArg(const Napi::CallbackInfo &info, size_t i, const char *name
 void initConv(Napi::Env env, Napi::Object exports);
 void initElementwise(Napi::Env env, Napi::Object exports);
 void initBatchNorm(Napi::Env env, Napi::Object exports);
+void initOptimizer(Napi::Env env, Napi::Object exports);
 
 }  // namespace onednn_addon
