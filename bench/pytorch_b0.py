@@ -1,4 +1,4 @@
-"""PyTorch reference for bench/onednn.ts: ms per EfficientNetB0 training step (Adam, cross-entropy),
+"""PyTorch reference for bench/train.ts: median ms per EfficientNetB0 training step (Adam, cross-entropy),
 same block table as Keras/our tfjs builder, channels-last. Needs Debian's python3-torch (not a CI
 dependency): run with /usr/bin/python3. Prints `size=N ms_per_step=T` lines."""
 
@@ -61,7 +61,8 @@ def b0(classes=4):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--sizes", default="96,128,224")
     a = p.parse_args()
     # Debian's torch starts with one thread here; use the same count as the onednn engine.
@@ -81,11 +82,14 @@ def main():
             opt.step()
             return loss.item()
 
-        step()
-        t0 = time.perf_counter()
+        for _ in range(a.warmup):
+            step()
+        times = []
         for _ in range(a.steps):
+            t0 = time.perf_counter()
             assert math.isfinite(step())
-        ms = (time.perf_counter() - t0) * 1000 / a.steps
+            times.append((time.perf_counter() - t0) * 1000)
+        ms = sorted(times)[len(times) // 2]
         print(f"size={size} ms_per_step={ms:.1f} threads={torch.get_num_threads()} torch={torch.__version__}", flush=True)
 
 
