@@ -1,5 +1,6 @@
-// tfjs FusedBatchNorm (per-channel statistics given as inputs) forward, and its whole gradient in
-// two passes: tfjs's own gradient takes about a dozen full-size tensor ops per layer.
+// Batch normalisation over x's last axis (NHWC channels): tfjs's FusedBatchNorm (statistics given)
+// and its gradient, and the model's batch-norm in training (statistics of the batch) and its
+// gradient. Each is two passes at most; tfjs's own ops take about a dozen per layer.
 #include <omp.h>
 
 #include <algorithm>
@@ -20,94 +21,8 @@ const float *optionalChannels(const Napi::CallbackInfo &info, size_t i, int64_t 
   return f32Arg(info, i, c, name);
 }
 
-// batchNormForward(x, mean, variance, scale|null, offset|null, epsilon, rows, channels, y)
-Napi::Value forward(const Napi::CallbackInfo &info) {
-  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
-  const float *x = f32Arg(info, 0, rows * c, "x");
-  const float *mean = f32Arg(info, 1, c, "mean");
-  const float *var = f32Arg(info, 2, c, "variance");
-  const float *scale = optionalChannels(info, 3, c, "scale");
-  const float *offset = optionalChannels(info, 4, c, "offset");
-  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
-  float *y = f32Arg(info, 8, rows * c, "y");
-  std::vector<float> a(c), b(c);  // y = x * a + b
-  for (int64_t k = 0; k < c; k++) {
-    const float r = 1.f / std::sqrt(var[k] + eps);
-    a[k] = r * (scale ? scale[k] : 1.f);
-    b[k] = (offset ? offset[k] : 0.f) - mean[k] * a[k];
-  }
-#pragma omp parallel for schedule(static) if (rows * c >= kParallelMin)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * c;
-    float *yr = y + r * c;
-#pragma omp simd
-    for (int64_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
-  }
-  return info.Env().Undefined();
-}
-
-// batchNormBackward(x, dy, mean, variance, scale|null, epsilon, rows, channels,
-//                   dx, dMean, dVariance, dScale, dOffset)
-// With r = 1/sqrt(var + eps) and s the scale (1 when absent), y = (x - mean) * r * s + offset:
-//   dx = dy * r * s                     dOffset = sum dy
-//   dScale = r * sum dy (x - mean)      dMean = -r * s * sum dy
-//   dVariance = -0.5 * r^3 * s * sum dy (x - mean)
-Napi::Value backward(const Napi::CallbackInfo &info) {
-  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
-  const float *x = f32Arg(info, 0, rows * c, "x");
-  const float *dy = f32Arg(info, 1, rows * c, "dy");
-  const float *mean = f32Arg(info, 2, c, "mean");
-  const float *var = f32Arg(info, 3, c, "variance");
-  const float *scale = optionalChannels(info, 4, c, "scale");
-  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
-  float *dx = f32Arg(info, 8, rows * c, "dx");
-  float *dMean = f32Arg(info, 9, c, "dMean");
-  float *dVar = f32Arg(info, 10, c, "dVariance");
-  float *dScale = f32Arg(info, 11, c, "dScale");
-  float *dOffset = f32Arg(info, 12, c, "dOffset");
-
-  std::vector<float> r(c), rs(c);
-  for (int64_t k = 0; k < c; k++) {
-    r[k] = 1.f / std::sqrt(var[k] + eps);
-    rs[k] = r[k] * (scale ? scale[k] : 1.f);
-  }
-  const int nt = omp_get_max_threads();
-  std::vector<double> sumDy(size_t(nt) * c, 0.0), sumDyXc(size_t(nt) * c, 0.0);
-#pragma omp parallel if (rows * c >= kParallelMin)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
-    double *sd = sumDy.data() + size_t(t) * c;
-    double *sdx = sumDyXc.data() + size_t(t) * c;
-    for (int64_t row = r0; row < r1; row++) {
-      const float *xr = x + row * c;
-      const float *dyr = dy + row * c;
-      float *dxr = dx + row * c;
-#pragma omp simd
-      for (int64_t k = 0; k < c; k++) {
-        sd[k] += dyr[k];
-        sdx[k] += double(dyr[k]) * double(xr[k] - mean[k]);
-        dxr[k] = dyr[k] * rs[k];
-      }
-    }
-  }
-  for (int64_t k = 0; k < c; k++) {
-    double sd = 0, sdx = 0;
-    for (int t = 0; t < nt; t++) {
-      sd += sumDy[size_t(t) * c + k];
-      sdx += sumDyXc[size_t(t) * c + k];
-    }
-    const double s = scale ? scale[k] : 1.0;
-    dOffset[k] = float(sd);
-    dScale[k] = float(r[k] * sdx);
-    dMean[k] = float(-double(rs[k]) * sd);
-    dVar[k] = float(-0.5 * double(r[k]) * r[k] * r[k] * s * sdx);
-  }
-  return info.Env().Undefined();
-}
-
 // Per-channel sums over rows, one double accumulator row per thread, combined at the end.
-// sums(row, acc0, acc1) adds row `row`'s contributions for every channel.
+// rowFn(row, acc0, acc1) adds row `row`'s contributions for every channel.
 template <typename RowFn>
 void channelSums(int64_t rows, int64_t c, std::vector<double> &s0, std::vector<double> &s1, RowFn rowFn) {
   const int nt = omp_get_max_threads();
@@ -152,6 +67,90 @@ ONEDNN_SIMD_CLONES void affine(const float *x, const float *a, const float *b, i
   }
 }
 
+ONEDNN_SIMD_CLONES void gradSums(const float *x, const float *dy, const float *mean, int64_t rows,
+                                 int64_t c, std::vector<double> &sumDy, std::vector<double> &sumDyXc) {
+  channelSums(rows, c, sumDy, sumDyXc, [&](int64_t row, double *sd, double *sdx) {
+    const float *xr = x + row * c;
+    const float *dyr = dy + row * c;
+#pragma omp simd
+    for (int64_t k = 0; k < c; k++) {
+      sd[k] += dyr[k];
+      sdx[k] += double(dyr[k]) * double(xr[k] - mean[k]);
+    }
+  });
+}
+
+// The arguments both gradients start with: (x, dy, mean, variance, scale|null, epsilon, rows,
+// channels, dx, ...).
+struct GradArgs {
+  int64_t rows, c;
+  const float *x, *dy, *mean, *var, *scale;
+  float eps;
+  float *dx;
+  explicit GradArgs(const Napi::CallbackInfo &info)
+      : rows(intArg(info, 6, "rows")),
+        c(intArg(info, 7, "channels")),
+        x(f32Arg(info, 0, rows * c, "x")),
+        dy(f32Arg(info, 1, rows * c, "dy")),
+        mean(f32Arg(info, 2, c, "mean")),
+        var(f32Arg(info, 3, c, "variance")),
+        scale(optionalChannels(info, 4, c, "scale")),
+        eps(float(info[5].As<Napi::Number>().DoubleValue())),
+        dx(f32Arg(info, 8, rows * c, "dx")) {}
+};
+
+// batchNormForward(x, mean, variance, scale|null, offset|null, epsilon, rows, channels, y)
+Napi::Value forward(const Napi::CallbackInfo &info) {
+  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
+  const float *x = f32Arg(info, 0, rows * c, "x");
+  const float *mean = f32Arg(info, 1, c, "mean");
+  const float *var = f32Arg(info, 2, c, "variance");
+  const float *scale = optionalChannels(info, 3, c, "scale");
+  const float *offset = optionalChannels(info, 4, c, "offset");
+  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
+  float *y = f32Arg(info, 8, rows * c, "y");
+  std::vector<float> a(c), b(c);  // y = x * a + b
+  for (int64_t k = 0; k < c; k++) {
+    const float r = 1.f / std::sqrt(var[k] + eps);
+    a[k] = r * (scale ? scale[k] : 1.f);
+    b[k] = (offset ? offset[k] : 0.f) - mean[k] * a[k];
+  }
+  affine(x, a.data(), b.data(), rows, c, y);
+  return info.Env().Undefined();
+}
+
+// batchNormBackward(x, dy, mean, variance, scale|null, epsilon, rows, channels,
+//                   dx, dMean, dVariance, dScale, dOffset)
+// With r = 1/sqrt(var + eps) and s the scale (1 when absent), y = (x - mean) * r * s + offset:
+//   dx = dy * r * s                     dOffset = sum dy
+//   dScale = r * sum dy (x - mean)      dMean = -r * s * sum dy
+//   dVariance = -0.5 * r^3 * s * sum dy (x - mean)
+Napi::Value backward(const Napi::CallbackInfo &info) {
+  const GradArgs g(info);
+  const int64_t rows = g.rows, c = g.c;
+  const float *x = g.x, *dy = g.dy, *mean = g.mean, *var = g.var, *scale = g.scale;
+  const float eps = g.eps;
+  float *dx = g.dx;
+  float *dMean = f32Arg(info, 9, c, "dMean");
+  float *dVar = f32Arg(info, 10, c, "dVariance");
+  float *dScale = f32Arg(info, 11, c, "dScale");
+  float *dOffset = f32Arg(info, 12, c, "dOffset");
+  std::vector<double> sumDy, sumDyXc;
+  gradSums(x, dy, mean, rows, c, sumDy, sumDyXc);
+  std::vector<float> rs(c), zero(c, 0.f);
+  for (int64_t k = 0; k < c; k++) {
+    const double r = 1.0 / std::sqrt(double(var[k]) + eps);
+    const double s = scale ? scale[k] : 1.0;
+    rs[k] = float(r * s);
+    dOffset[k] = float(sumDy[k]);
+    dScale[k] = float(r * sumDyXc[k]);
+    dMean[k] = float(-r * s * sumDy[k]);
+    dVar[k] = float(-0.5 * r * r * r * s * sumDyXc[k]);
+  }
+  affine(dy, rs.data(), zero.data(), rows, c, dx);
+  return info.Env().Undefined();
+}
+
 // batchNormTrainingForward(x, scale|null, offset|null, epsilon, rows, channels, y, mean, variance)
 // Batch-norm in training: the batch's per-channel mean and (biased) variance, as tf.moments gives
 // them, and y = (x - mean) / sqrt(variance + epsilon) * scale + offset. Two passes over x where
@@ -182,19 +181,6 @@ Napi::Value trainingForward(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-ONEDNN_SIMD_CLONES void trainingGradSums(const float *x, const float *dy, const float *mean, int64_t rows,
-                                         int64_t c, std::vector<double> &sumDy, std::vector<double> &sumDyXc) {
-  channelSums(rows, c, sumDy, sumDyXc, [&](int64_t row, double *sd, double *sdx) {
-    const float *xr = x + row * c;
-    const float *dyr = dy + row * c;
-#pragma omp simd
-    for (int64_t k = 0; k < c; k++) {
-      sd[k] += dyr[k];
-      sdx[k] += double(dyr[k]) * double(xr[k] - mean[k]);
-    }
-  });
-}
-
 // dx = a * dy + b * x + d per channel
 ONEDNN_SIMD_CLONES void trainingGradDx(const float *x, const float *dy, const float *a, const float *b,
                                        const float *d, int64_t rows, int64_t c, float *dx) {
@@ -215,18 +201,15 @@ ONEDNN_SIMD_CLONES void trainingGradDx(const float *x, const float *dy, const fl
 //   dOffset = sum dy        dScale = sum dy xhat
 //   dx = s r / N (N dy - dOffset - xhat dScale)
 Napi::Value trainingBackward(const Napi::CallbackInfo &info) {
-  const int64_t rows = intArg(info, 6, "rows"), c = intArg(info, 7, "channels");
-  const float *x = f32Arg(info, 0, rows * c, "x");
-  const float *dy = f32Arg(info, 1, rows * c, "dy");
-  const float *mean = f32Arg(info, 2, c, "mean");
-  const float *var = f32Arg(info, 3, c, "variance");
-  const float *scale = optionalChannels(info, 4, c, "scale");
-  const float eps = float(info[5].As<Napi::Number>().DoubleValue());
-  float *dx = f32Arg(info, 8, rows * c, "dx");
+  const GradArgs g(info);
+  const int64_t rows = g.rows, c = g.c;
+  const float *x = g.x, *dy = g.dy, *mean = g.mean, *var = g.var, *scale = g.scale;
+  const float eps = g.eps;
+  float *dx = g.dx;
   float *dScale = f32Arg(info, 9, c, "dScale");
   float *dOffset = f32Arg(info, 10, c, "dOffset");
   std::vector<double> sumDy, sumDyXc;
-  trainingGradSums(x, dy, mean, rows, c, sumDy, sumDyXc);
+  gradSums(x, dy, mean, rows, c, sumDy, sumDyXc);
   // dx = a dy + b x + d with a = s r, b = -s r^3 sumDyXc / N, d = -a sumDy / N - b mean
   std::vector<float> a(c), b(c), d(c);
   const double n = double(rows);
