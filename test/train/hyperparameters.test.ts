@@ -24,7 +24,7 @@ describe('parseHyperparameters', () => {
     const quick = parseHyperparameters({ profile: 'quick' });
     expect(quick.image_size).toBe(Number(PROFILE_VALUES.quick.image_size));
     expect(quick.image_size).not.toBe(224);
-    expect(parseHyperparameters({ profile: 'quick', image_size: '128' }).image_size).toBe(128);
+    expect(parseHyperparameters({ profile: 'quick', image_size: '96' }).image_size).toBe(96);
   });
 
   it('accepts plain JSON numbers and booleans and ignores SageMaker-added keys', () => {
