@@ -79,9 +79,11 @@ async function timeSteps(size: number): Promise<number> {
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
   }
+  const backend = tf.backend() as { wasm?: { HEAPU8: Uint8Array } };
+  const heap = backend.wasm ? ` wasm_heap_mb=${(backend.wasm.HEAPU8.length / 2 ** 20).toFixed(0)}` : '';
   console.log(
     `engine=${tf.getBackend()} size=${size} batch=${opts.batch} ms_per_step=${median(wall).toFixed(0)} ` +
-      `cpu_ms_per_step=${median(cpu).toFixed(0)} steps=${wall.map((w) => w.toFixed(0)).join(',')}`,
+      `cpu_ms_per_step=${median(cpu).toFixed(0)} steps=${wall.map((w) => w.toFixed(0)).join(',')}${heap}`,
   );
   tf.dispose([x, y]);
   model.dispose();
