@@ -31,6 +31,8 @@ interface Options {
   warmup: number;
   profile?: boolean;
   torch: boolean;
+  width: number;
+  depth: number;
 }
 
 const int = (v: string) => Number.parseInt(v, 10);
@@ -44,6 +46,8 @@ const opts = new Command('bench:train')
   .option('--batch <n>', 'batch size', int, 16)
   .option('--steps <n>', 'timed steps per size', int, 5)
   .option('--warmup <n>', 'untimed steps first', int, 2)
+  .option('--width <x>', 'EfficientNet width multiplier (1 = B0)', Number, 1)
+  .option('--depth <x>', 'EfficientNet depth multiplier (1 = B0)', Number, 1)
   .option('--profile', 'print the per-kernel time table of one step instead of timing')
   .option('--no-torch', 'skip the PyTorch comparison')
   .parse()
@@ -52,7 +56,7 @@ const opts = new Command('bench:train')
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 function setup(size: number): { model: tf.LayersModel; x: tf.Tensor; y: tf.Tensor } {
-  const model = buildClassifier({ imageSize: size, numClasses: 4 });
+  const model = buildClassifier({ imageSize: size, numClasses: 4, width: opts.width, depth: opts.depth });
   model.compile({ optimizer: new Adam(1e-3), loss: 'categoricalCrossentropy' });
   const x = tf.randomUniform([opts.batch, size, size, 3], 0, 255, 'float32', 1);
   const y = tf.oneHot(
