@@ -5,11 +5,15 @@ import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
 import * as tar from 'tar';
 import { evaluateFolder } from '../../training-container/src/evaluate/evaluate-folder.ts';
+import type { LookupScore } from '../../training-container/src/evaluate/lookup-baseline.ts';
 import type { Metrics } from '../../training-container/src/evaluate/metrics.ts';
 import { ENGINES } from '../../training-container/src/train/hyperparameters.ts';
 
-/** Accuracy, balanced accuracy, a per-class table and the confusion matrix, for a terminal. */
-export function formatMetrics(m: Metrics): string {
+/**
+ * Accuracy, balanced accuracy, a per-class table and the confusion matrix, for a terminal; with
+ * `lookup`, the lookup baseline's scores right under the model's, to read them side by side.
+ */
+export function formatMetrics(m: Metrics, lookup?: LookupScore): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
   const labels = m.confusionMatrix.labels;
   const w = Math.max(10, ...labels.map((l) => l.length)) + 2;
@@ -17,6 +21,12 @@ export function formatMetrics(m: Metrics): string {
     `images:            ${m.n}`,
     `accuracy:          ${pct(m.accuracy).trim()}`,
     `balanced accuracy: ${pct(m.balancedAccuracy).trim()}`,
+    ...(lookup
+      ? [
+          `lookup baseline:   ${pct(lookup.accuracy).trim()} accuracy, ${pct(lookup.balancedAccuracy).trim()} balanced ` +
+            '(1-nearest-neighbour of the --train images, no learning)',
+        ]
+      : []),
     '',
     `${'class'.padEnd(w)}precision   recall       f1  support`,
     ...labels.map((l) => {
@@ -63,10 +73,20 @@ export function register(program: Command): void {
       '--data <dir>',
       'image folder with one sub-folder per class (glioma or glioma_tumor style)',
     )
+    .option(
+      '--train <dir>',
+      "the model's training images: also report what a 1-nearest-neighbour lookup of them scores (lookup baseline)",
+    )
     .option('--json <file>', 'also write the metrics as JSON to this file')
     .addOption(new Option('--engine <engine>', 'tfjs engine').choices(ENGINES).default('auto'))
     .action(
-      async (opts: { model: string; data: string; json?: string; engine: (typeof ENGINES)[number] }) => {
+      async (opts: {
+        model: string;
+        data: string;
+        train?: string;
+        json?: string;
+        engine: (typeof ENGINES)[number];
+      }) => {
         const { dir: modelDir, cleanup } = await modelFolder(opts.model);
         const bar = process.stdout.isTTY
           ? new cliProgress.SingleBar(
@@ -79,6 +99,7 @@ export function register(program: Command): void {
           const result = await evaluateFolder({
             modelDir,
             dataDir: opts.data,
+            trainDir: opts.train,
             engine: opts.engine,
             log: (line) => console.error(line),
             onProgress: (p, done, total) => {
@@ -86,7 +107,7 @@ export function register(program: Command): void {
               if (p !== phase) {
                 if (phase) bar.stop();
                 phase = p;
-                bar.start(total, 0, { phase: p.padEnd(7) });
+                bar.start(total, 0, { phase: p.padEnd(12) });
               }
               bar.update(done);
             },
@@ -94,9 +115,14 @@ export function register(program: Command): void {
           bar?.stop();
           if (result.skipped.length)
             console.error(`${result.skipped.length} files could not be decoded and were skipped`);
-          console.log(formatMetrics(result.metrics));
-          if (opts.json)
-            await writeFile(opts.json, `${JSON.stringify(metricsJson(result.metrics), null, 2)}\n`);
+          console.log(formatMetrics(result.metrics, result.lookupBaseline));
+          if (opts.json) {
+            const json = {
+              ...metricsJson(result.metrics),
+              ...(result.lookupBaseline && { lookupBaseline: result.lookupBaseline }),
+            };
+            await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);
+          }
         } finally {
           bar?.stop();
           await cleanup();

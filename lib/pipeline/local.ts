@@ -253,15 +253,34 @@ async function sampleImages(dataDir: string): Promise<string[]> {
   return [...picked.values()];
 }
 
-function summariseEvaluation(evaluation: {
-  overall?: { n: number; accuracy: number; balancedAccuracy: number };
-  leakFree?: { n: number; accuracy: number; balancedAccuracy: number };
+interface EvaluationSummary {
+  n: number;
+  accuracy: number;
+  balancedAccuracy: number;
+  /** Absent in evaluations written before the lookup baseline existed (a reused model). */
+  lookupBaseline?: { accuracy: number; balancedAccuracy: number };
+}
+
+/** The model's scores, each beside what a no-learning lookup of the training images scores. */
+export function summariseEvaluation(evaluation: {
+  overall?: EvaluationSummary;
+  leakFree?: EvaluationSummary;
 }): string[] {
-  const line = (name: string, m?: { n: number; accuracy: number; balancedAccuracy: number }) =>
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const line = (name: string, m?: EvaluationSummary) =>
     m
-      ? `${name}: accuracy ${(100 * m.accuracy).toFixed(2)}%, balanced ${(100 * m.balancedAccuracy).toFixed(2)}% (n=${m.n})`
+      ? `${name}: accuracy ${pct(m.accuracy)}, balanced ${pct(m.balancedAccuracy)} (n=${m.n})` +
+        (m.lookupBaseline
+          ? `; lookup baseline ${pct(m.lookupBaseline.accuracy)}, balanced ${pct(m.lookupBaseline.balancedAccuracy)}`
+          : '')
       : `${name}: not available`;
-  return [line('Testing', evaluation.overall), line('Testing, leak-free part', evaluation.leakFree)];
+  const lines = [line('Testing', evaluation.overall), line('Testing, leak-free part', evaluation.leakFree)];
+  if (evaluation.overall?.lookupBaseline) {
+    lines.push(
+      'lookup baseline: each test image labelled as its nearest Training image (32x32 grey, no learning)',
+    );
+  }
+  return lines;
 }
 
 /** A random key generated once per work folder, so URLs and curl lines stay valid across runs. */

@@ -74,6 +74,31 @@ describe('brain-tumor train / evaluate', () => {
     expect(Object.keys(metrics.perClass)).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
     expect(Object.keys(metrics.perClass.glioma)).toEqual(['precision', 'recall', 'f1', 'support']);
     expect(metrics.confusionMatrix.labels).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
+
+    // With --train, the lookup baseline is printed and added beside the metrics.
+    const withTrain = await run(process.execPath, [
+      CLI,
+      'evaluate',
+      '--model',
+      path.join(out, 'model.tar.gz'),
+      '--data',
+      test,
+      '--train',
+      train,
+      '--json',
+      json,
+      '--engine',
+      'cpu',
+    ]);
+    expect(withTrain.stdout).toMatch(/lookup baseline: +\d+\.\d% accuracy, \d+\.\d% balanced/);
+    const withLookup = JSON.parse(await readFile(json, 'utf8'));
+    expect(Object.keys(withLookup)).toEqual([...Object.keys(metrics), 'lookupBaseline']);
+    expect(withLookup.accuracy).toBe(metrics.accuracy);
+    expect(Object.keys(withLookup.lookupBaseline)).toEqual(['accuracy', 'balancedAccuracy']);
+    for (const v of Object.values(withLookup.lookupBaseline) as number[]) {
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThanOrEqual(1);
+    }
   });
 
   it('rejects bad input with one clear line and exit 1', async () => {

@@ -38,6 +38,9 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(log.filter((l) => l.startsWith('epoch='))).toHaveLength(2);
     for (const line of log.filter((l) => l.startsWith('epoch='))) expect(line).toMatch(EPOCH_LINE);
     expect(log.some((l) => l.includes('skipping glioma_tumor/broken.jpg'))).toBe(true);
+    expect(log.find((l) => l.startsWith('test: '))).toMatch(
+      /^test: accuracy=\d\.\d{4} balanced_accuracy=\d\.\d{4} leak_free_accuracy=\d\.\d{4} \(n=15 of 16\) lookup_accuracy=\d\.\d{4} leak_free_lookup_accuracy=\d\.\d{4}$/,
+    );
 
     const { model, config } = await loadModel(paths.model);
     expect(config).toMatchObject({ imageSize: 32, labels: ['glioma', 'meningioma', 'notumor', 'pituitary'] });
@@ -63,6 +66,14 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(evaluation.overall.n).toBe(16);
     expect(evaluation.leakFree.n).toBe(15);
     expect(evaluation.leakFree.grouping).toMatch(/dataset audit/);
+    // The lookup baseline beside the model's scores, whole and leak-free.
+    for (const part of [evaluation.overall, evaluation.leakFree]) {
+      expect(Object.keys(part.lookupBaseline)).toEqual(['accuracy', 'balancedAccuracy']);
+      for (const v of Object.values(part.lookupBaseline) as number[]) {
+        expect(v).toBeGreaterThanOrEqual(0);
+        expect(v).toBeLessThanOrEqual(1);
+      }
+    }
     expect(evaluation.overall.confusionMatrix.matrix.flat().reduce((a: number, b: number) => a + b)).toBe(16);
     for (const png of ['confusion-matrix.png', 'training-curves.png']) {
       expect((await sharp(path.join(paths.outputData, png)).metadata()).format).toBe('png');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { LABELS } from './labels.ts';
+import { PREPROCESS_V1, type PreprocessConfig, PreprocessOptionsSchema } from './preprocess.ts';
 // Registers EfficientNet's custom layers (DropConnect, Normalization, ChannelScale) for tf.loadLayersModel.
 import './model/layers.ts';
 
@@ -12,7 +13,8 @@ import './model/layers.ts';
  *
  *   model.json          tfjs layers topology + weights manifest
  *   weights.bin         all weights, one file
- *   preprocessing.json  image size, class order and version; read by every consumer
+ *   preprocessing.json  image size, class order, version and preprocessing options; read by every
+ *                       consumer, which feeds the model exactly as it was trained
  *
  * Written with our own IO handler rather than `file://`, because `file://` exists only in
  * tfjs-node and this code must run on every engine.
@@ -23,8 +25,18 @@ export const ArtifactConfigSchema = z.object({
   /** Content hash of the weights: changes whenever the model does. */
   modelVersion: z.string(),
   architecture: z.string().default('efficientnet-b0'),
+  /**
+   * How images are preprocessed (preprocess.ts). Absent in artifacts written before the options
+   * existed: those are version 1, so they load and predict exactly as before.
+   */
+  preprocessing: PreprocessOptionsSchema.default(() => ({ ...PREPROCESS_V1 })),
 });
 export type ArtifactConfig = z.infer<typeof ArtifactConfigSchema>;
+
+/** What `imageToRgb`/`pixelsToRgb` need to feed this model as it was trained. */
+export function preprocessConfigOf(config: ArtifactConfig): PreprocessConfig {
+  return { imageSize: config.imageSize, ...config.preprocessing };
+}
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -33,7 +45,8 @@ const PREPROCESSING_JSON = 'preprocessing.json';
 export async function saveModel(
   model: tf.LayersModel,
   dir: string,
-  config: Omit<ArtifactConfig, 'modelVersion' | 'architecture'> & { architecture?: string },
+  config: Omit<ArtifactConfig, 'modelVersion' | 'architecture' | 'preprocessing'> &
+    Partial<Pick<ArtifactConfig, 'architecture' | 'preprocessing'>>,
 ): Promise<ArtifactConfig> {
   await mkdir(dir, { recursive: true });
   let artifact: ArtifactConfig | undefined;

@@ -1,14 +1,87 @@
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
+import { z } from 'zod';
 
 /**
  * The one preprocessing path shared by the trainer, the evaluator and the server, so a model
  * sees exactly the same pixels in training and in production.
  *
- * Output: `size x size x 3` RGB values in [0, 255] as float32, HWC order. No normalisation:
- * EfficientNet rescales internally (as Keras' `efficientnet.py` does), so callers never scale.
+ * Output: `size x size x 3` RGB values in [0, 255] as float32, HWC order, whole numbers (the
+ * trainer caches them as uint8). No normalisation: EfficientNet rescales internally (as Keras'
+ * `efficientnet.py` does), so callers never scale.
+ *
+ * Versions (recorded in the model artifact's preprocessing.json, so a model is always fed as it
+ * was trained):
+ * - 1: decode, EXIF rotation, alpha onto black, sRGB, stretch to a square with a cubic kernel.
+ *   Every model trained before the options existed; it takes no options.
+ * - 2: the same plus source-invariant options, each independently switchable (issue 12: SARTAJ's
+ *   sources differ in head framing, black-background share, contrast and aspect ratio, which a
+ *   model can learn instead of the tumour). Applied in this order: `crop` (`head`: to the head's
+ *   bounding box), `resize` (`pad`: to a black-padded centred square before resizing, keeping the
+ *   aspect ratio; `stretch`: as version 1), `grey` (one grey channel, the mean of R, G and B,
+ *   replicated into all three), `intensity` (`standardize`: foreground mean 128 and standard
+ *   deviation 48; black stays black). Version 2 with every option off gives version 1's pixels.
  */
-export interface PreprocessConfig {
-  imageSize: number;
+const optionsShape = {
+  version: z.union([z.literal(1), z.literal(2)]),
+  crop: z.enum(['none', 'head']).default('none'),
+  resize: z.enum(['stretch', 'pad']).default('stretch'),
+  intensity: z.enum(['raw', 'standardize']).default('raw'),
+  grey: z.boolean().default(false),
+};
+
+type OptionFields = { [K in keyof typeof optionsShape]: z.output<(typeof optionsShape)[K]> };
+
+function hasNoOptions(o: Omit<OptionFields, 'version'>): boolean {
+  return o.crop === 'none' && o.resize === 'stretch' && o.intensity === 'raw' && !o.grey;
+}
+
+const versionOneHasNoOptions = [
+  (o: OptionFields) => o.version === 2 || hasNoOptions(o),
+  {
+    message:
+      'preprocessing version 1 takes no options (crop none, resize stretch, intensity raw, grey false)',
+  },
+] as const;
+
+/** How a model's images are preprocessed, less the image size (preprocessing.json's `preprocessing`). */
+export const PreprocessOptionsSchema = z.strictObject(optionsShape).refine(...versionOneHasNoOptions);
+export type PreprocessOptions = z.output<typeof PreprocessOptionsSchema>;
+
+/** Everything `imageToRgb` and `pixelsToRgb` need. */
+export const PreprocessConfigSchema = z
+  .strictObject({ imageSize: z.number().int().positive(), ...optionsShape })
+  .refine(...versionOneHasNoOptions);
+export type PreprocessConfig = z.output<typeof PreprocessConfigSchema>;
+
+/** Version 1: what a bare image size means, and what a preprocessing.json without options means. */
+export const PREPROCESS_V1: Readonly<PreprocessOptions> = Object.freeze({
+  version: 1,
+  crop: 'none',
+  resize: 'stretch',
+  intensity: 'raw',
+  grey: false,
+});
+
+/**
+ * The options a training job records: version 1 when it asks for none (so its artifact reads the
+ * same as every earlier one), else version 2.
+ */
+export function preprocessOptions(o: Omit<OptionFields, 'version'>): PreprocessOptions {
+  const { crop, resize, intensity, grey } = o;
+  return { version: hasNoOptions(o) ? 1 : 2, crop, resize, intensity, grey };
+}
+
+/** A bare number is version 1 at that size (every caller before the options existed). */
+export function toPreprocessConfig(sizeOrConfig: number | PreprocessConfig): PreprocessConfig {
+  return typeof sizeOrConfig === 'number'
+    ? PreprocessConfigSchema.parse({ imageSize: sizeOrConfig, ...PREPROCESS_V1 })
+    : PreprocessConfigSchema.parse(sizeOrConfig);
+}
+
+/** One-line description for logs, e.g. `v2 crop=head resize=pad intensity=standardize grey`. */
+export function describePreprocessing(o: PreprocessOptions): string {
+  if (o.version === 1) return 'v1';
+  return `v2 crop=${o.crop} resize=${o.resize} intensity=${o.intensity}${o.grey ? ' grey' : ''}`;
 }
 
 /** Thrown for input that is not a decodable image; callers map it to a 4xx or a skipped file. */
@@ -27,26 +100,32 @@ export const MAX_INPUT_PIXELS = 8192 * 8192;
 
 /**
  * Decodes JPEG/PNG/WebP/... bytes (grayscale, RGBA and CMYK included; EXIF orientation applied)
- * and resizes to `size x size` RGB (stretching, like Keras `image_dataset_from_directory`).
+ * and resizes to `size x size` RGB (version 1 stretches, like Keras `image_dataset_from_directory`).
+ * `sizeOrConfig`: a bare number means version 1 at that size.
  */
-export async function imageToRgb(bytes: Uint8Array, size: number): Promise<Float32Array> {
+export async function imageToRgb(
+  bytes: Uint8Array,
+  sizeOrConfig: number | PreprocessConfig,
+): Promise<Float32Array> {
+  const config = toPreprocessConfig(sizeOrConfig);
+  const size = config.imageSize;
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty image', 'EMPTY');
-  let raw: Buffer;
-  try {
-    raw = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
+  const open = () =>
+    sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
       .rotate() // apply EXIF orientation
       .flatten({ background: { r: 0, g: 0, b: 0 } }) // drop alpha onto black, as MRI backgrounds are
-      .toColourspace('srgb')
-      .resize(size, size, { fit: 'fill', kernel: 'cubic' })
-      .removeAlpha()
-      .raw()
-      .toBuffer();
+      .toColourspace('srgb');
+  let raw: Buffer;
+  try {
+    raw = reframes(config)
+      ? await resizeSquare(reframe(await fullRgb(open()), config), size)
+      : await open().resize(size, size, { fit: 'fill', kernel: 'cubic' }).removeAlpha().raw().toBuffer();
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const tooLarge = /pixel limit|exceeds/i.test(reason);
     throw new ImageDecodeError(`cannot decode image: ${reason}`, tooLarge ? 'TOO_LARGE' : 'UNDECODABLE');
   }
-  return toFloat(raw, size, 3);
+  return toFloat(adjust(raw, config), size, 3);
 }
 
 /**
@@ -56,8 +135,10 @@ export async function imageToRgb(bytes: Uint8Array, size: number): Promise<Float
 export async function pixelsToRgb(
   pixels: ArrayLike<number>,
   shape: readonly [number, number, number],
-  size: number,
+  sizeOrConfig: number | PreprocessConfig,
 ): Promise<Float32Array> {
+  const config = toPreprocessConfig(sizeOrConfig);
+  const size = config.imageSize;
   const [h, w, c] = shape;
   if (![1, 3, 4].includes(c))
     throw new ImageDecodeError(`channels must be 1, 3 or 4, got ${c}`, 'BAD_PIXELS');
@@ -83,14 +164,228 @@ export async function pixelsToRgb(
     }
     bytes[i] = Math.round(v);
   }
-  const raw = await sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
-    .flatten({ background: { r: 0, g: 0, b: 0 } })
-    .toColourspace('srgb')
+  const open = () =>
+    sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
+      .flatten({ background: { r: 0, g: 0, b: 0 } })
+      .toColourspace('srgb');
+  const raw = reframes(config)
+    ? await resizeSquare(reframe(await fullRgb(open()), config), size)
+    : await open().resize(size, size, { fit: 'fill', kernel: 'cubic' }).removeAlpha().raw().toBuffer();
+  return toFloat(adjust(raw, config), size, 3);
+}
+
+/** A decoded image: `width x height x 3` sRGB bytes, HWC. */
+interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Whether the image is cropped or padded before resizing (needs the full-size pixels in hand). */
+function reframes(config: PreprocessConfig): boolean {
+  return config.crop !== 'none' || config.resize !== 'stretch';
+}
+
+async function fullRgb(pipeline: Sharp): Promise<RgbImage> {
+  const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels, expected 3`);
+  return { data, width: info.width, height: info.height };
+}
+
+function reframe(image: RgbImage, config: PreprocessConfig): RgbImage {
+  let out = image;
+  if (config.crop === 'head') out = extractBox(out, headBox(greyOf(out.data), out.width, out.height));
+  if (config.resize === 'pad') out = padToSquare(out);
+  return out;
+}
+
+/** Stretches to `size x size` with the cubic kernel (a square input keeps its aspect ratio). */
+function resizeSquare(image: RgbImage, size: number): Promise<Buffer> {
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(size, size, { fit: 'fill', kernel: 'cubic' })
-    .removeAlpha()
     .raw()
     .toBuffer();
-  return toFloat(raw, size, 3);
+}
+
+/** The per-pixel options, applied in place on the resized `size x size x 3` bytes. */
+function adjust(raw: Buffer, config: PreprocessConfig): Buffer {
+  if (config.grey) {
+    for (let i = 0; i < raw.length; i += 3) {
+      raw.fill(Math.round((raw[i] + raw[i + 1] + raw[i + 2]) / 3), i, i + 3);
+    }
+  }
+  if (config.intensity === 'standardize') standardize(raw);
+  return raw;
+}
+
+/** Mean of the channels per pixel, rounded: the grey image that finds the head. */
+export function greyOf(rgb: Uint8Array): Uint8Array {
+  const grey = new Uint8Array(rgb.length / 3);
+  for (let p = 0, i = 0; p < grey.length; p++, i += 3)
+    grey[p] = Math.round((rgb[i] + rgb[i + 1] + rgb[i + 2]) / 3);
+  return grey;
+}
+
+/**
+ * Grey level above which a pixel is foreground (head, not background): 10% of the image's 99th
+ * percentile, and at least 10 (so JPEG noise in a black background never counts).
+ */
+export function foregroundThreshold(grey: Uint8Array): number {
+  const histogram = new Uint32Array(256);
+  for (const v of grey) histogram[v]++;
+  const rank = Math.ceil(0.99 * grey.length);
+  let seen = 0;
+  let p99 = 0;
+  for (let v = 0; v < 256; v++) {
+    seen += histogram[v];
+    if (seen >= rank) {
+      p99 = v;
+      break;
+    }
+  }
+  return Math.max(10, 0.1 * p99);
+}
+
+export interface Box {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/** A row (column) belongs to the head when more than this share of its pixels is foreground. */
+const HEAD_LINE_FRACTION = 0.02;
+/** Head rows (columns) this close (share of the side) are one span; farther ones are text or specks. */
+const HEAD_GAP_FRACTION = 0.05;
+/** Margin added around the head on each side, as a share of the head's own extent (not the image's: framing-independent). */
+const HEAD_MARGIN_FRACTION = 0.02;
+
+/**
+ * The head's bounding box in a `width x height` grey image, with a margin of 2% of the head's extent.
+ * Rows and columns count as head when more than 2% of their pixels are foreground (so specks and
+ * thin lines do not stretch the box); of the spans they form, the one with the most foreground
+ * wins (so a text label apart from the head is left out). No foreground: the whole image.
+ */
+export function headBox(grey: Uint8Array, width: number, height: number): Box {
+  const whole = { left: 0, top: 0, width, height };
+  if (grey.length !== width * height)
+    throw new Error(`grey image has ${grey.length} pixels, expected ${width * height}`);
+  const threshold = foregroundThreshold(grey);
+  const rows = new Uint32Array(height);
+  const cols = new Uint32Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (grey[y * width + x] > threshold) {
+        rows[y]++;
+        cols[x]++;
+      }
+    }
+  }
+  const ys = mainSpan(rows, width);
+  const xs = mainSpan(cols, height);
+  if (!ys || !xs) return whole;
+  const my = Math.round(HEAD_MARGIN_FRACTION * (ys[1] - ys[0] + 1));
+  const mx = Math.round(HEAD_MARGIN_FRACTION * (xs[1] - xs[0] + 1));
+  const left = Math.max(0, xs[0] - mx);
+  const top = Math.max(0, ys[0] - my);
+  return {
+    left,
+    top,
+    width: Math.min(width - 1, xs[1] + mx) - left + 1,
+    height: Math.min(height - 1, ys[1] + my) - top + 1,
+  };
+}
+
+/** First and last index of the heaviest span of lines holding more than HEAD_LINE_FRACTION of `across`. */
+function mainSpan(counts: Uint32Array, across: number): [number, number] | undefined {
+  const min = HEAD_LINE_FRACTION * across;
+  const maxGap = Math.round(HEAD_GAP_FRACTION * counts.length);
+  let best: [number, number] | undefined;
+  let bestMass = 0;
+  let start = -1;
+  let end = -1;
+  let mass = 0;
+  const close = () => {
+    if (start >= 0 && mass > bestMass) {
+      best = [start, end];
+      bestMass = mass;
+    }
+  };
+  for (let i = 0; i < counts.length; i++) {
+    if (counts[i] <= min) continue;
+    if (start < 0 || i - end - 1 > maxGap) {
+      close();
+      start = i;
+      mass = 0;
+    }
+    end = i;
+    mass += counts[i];
+  }
+  close();
+  return best;
+}
+
+function extractBox(image: RgbImage, box: Box): RgbImage {
+  if (box.left === 0 && box.top === 0 && box.width === image.width && box.height === image.height)
+    return image;
+  const data = new Uint8Array(box.width * box.height * 3);
+  for (let y = 0; y < box.height; y++) {
+    const from = ((box.top + y) * image.width + box.left) * 3;
+    data.set(image.data.subarray(from, from + box.width * 3), y * box.width * 3);
+  }
+  return { data, width: box.width, height: box.height };
+}
+
+/** Centres the image on a black square (the odd pixel of padding goes right or bottom). */
+function padToSquare(image: RgbImage): RgbImage {
+  const side = Math.max(image.width, image.height);
+  if (image.width === side && image.height === side) return image;
+  const left = Math.floor((side - image.width) / 2);
+  const top = Math.floor((side - image.height) / 2);
+  const data = new Uint8Array(side * side * 3);
+  for (let y = 0; y < image.height; y++) {
+    const from = y * image.width * 3;
+    data.set(image.data.subarray(from, from + image.width * 3), ((top + y) * side + left) * 3);
+  }
+  return { data, width: side, height: side };
+}
+
+/** Foreground intensities map to mean 128 and standard deviation 48. */
+const STANDARD_MEAN = 128;
+const STANDARD_STD = 48;
+
+/**
+ * Per-image intensity standardisation that keeps whole numbers in [0, 255]: mean and standard
+ * deviation over the foreground pixels' values, then `v -> 128 + 48 * (v - mean) / std` for
+ * values above the foreground threshold, clipped and rounded. Values below it ramp linearly from
+ * 0 to where the foreground starts, so black (background, padding) stays 0, near-black stays
+ * near 0 and the mapping stays monotonic.
+ */
+function standardize(raw: Buffer): void {
+  const grey = greyOf(raw);
+  const threshold = foregroundThreshold(grey);
+  let n = 0;
+  let sum = 0;
+  let sumSq = 0;
+  for (let p = 0; p < grey.length; p++) {
+    if (grey[p] <= threshold) continue;
+    for (let i = p * 3; i < p * 3 + 3; i++) {
+      sum += raw[i];
+      sumSq += raw[i] * raw[i];
+    }
+    n += 3;
+  }
+  if (n === 0) return; // nothing but background: leave it black
+  const mean = sum / n;
+  const std = Math.max(1, Math.sqrt(Math.max(0, sumSq / n - mean * mean)));
+  const map = (v: number) => STANDARD_MEAN + (STANDARD_STD * (v - mean)) / std;
+  const atThreshold = Math.max(0, map(threshold));
+  const table = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) {
+    const out = v > threshold ? map(v) : (atThreshold * v) / threshold;
+    table[v] = Math.min(255, Math.max(0, Math.round(out)));
+  }
+  for (let i = 0; i < raw.length; i++) raw[i] = table[raw[i]];
 }
 
 function toFloat(raw: Buffer, size: number, channels: number): Float32Array {

@@ -1,6 +1,11 @@
 import type { Rng } from './rng.ts';
 
-/** Random geometric augmentation applied to training batches only. */
+/**
+ * Random augmentation of training batches: geometric (rotation, flip, zoom, shift, aspect) and
+ * photometric (gamma, contrast, resolution, blur/sharpen, noise). The photometric part exists
+ * because SARTAJ's classes come from different scanners and archives: without it a model learns
+ * the source's sharpness, contrast and resolution instead of the anatomy (docs/training.md).
+ */
 export interface AugmentOptions {
   /** Maximum rotation either way, in degrees (the reference used random rotation). 0 disables. */
   rotationDeg: number;
@@ -10,9 +15,24 @@ export interface AugmentOptions {
   zoom: number;
   /** Maximum shift either way as a fraction of the image side. */
   shift: number;
+  /** Maximum aspect change: x and y scales differ by a factor up to (1 + stretch)^2. */
+  stretch?: number;
+  /** Maximum |log gamma|: intensities v -> 255 (v / 255)^g with g in [e^-gamma, e^gamma]. */
+  gamma?: number;
+  /** Maximum relative contrast change about the image mean, e.g. 0.3 = [0.7, 1.3]. */
+  contrast?: number;
+  /** Probability of each of: down-then-up sampling (lower resolution), and blur-or-sharpen. */
+  degrade?: number;
+  /** Maximum standard deviation of added Gaussian noise, in grey levels. */
+  noise?: number;
 }
 
 export const NO_AUGMENTATION: AugmentOptions = { rotationDeg: 0, flip: false, zoom: 0, shift: 0 };
+
+/** True when any photometric option is on. */
+function photometric(o: AugmentOptions): boolean {
+  return (o.gamma ?? 0) > 0 || (o.contrast ?? 0) > 0 || (o.degrade ?? 0) > 0 || (o.noise ?? 0) > 0;
+}
 
 /**
  * Writes one augmented `size x size x 3` image from uint8 `src` into float `dst` at `offset`.
@@ -32,25 +52,153 @@ export function augmentInto(
   const scale = 1 + (rng() * 2 - 1) * options.zoom;
   const tx = (rng() * 2 - 1) * options.shift * size;
   const ty = (rng() * 2 - 1) * options.shift * size;
-  if (angle === 0 && !flip && scale === 1 && tx === 0 && ty === 0) {
+  const aspect = options.stretch ? 1 + (rng() * 2 - 1) * options.stretch : 1;
+  if (angle === 0 && !flip && scale === 1 && tx === 0 && ty === 0 && aspect === 1) {
     for (let i = 0; i < src.length; i++) dst[offset + i] = src[i];
-    return;
-  }
-  const c = (size - 1) / 2;
-  const cos = Math.cos(angle) / scale;
-  const sin = Math.sin(angle) / scale;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      // Output pixel -> source pixel: undo the shift, then the rotation and zoom about the centre.
-      const dx = x - c - tx;
-      const dy = y - c - ty;
-      let sx = cos * dx + sin * dy + c;
-      const sy = -sin * dx + cos * dy + c;
-      if (flip) sx = size - 1 - sx;
-      const o = offset + (y * size + x) * 3;
-      sampleBilinear(src, size, sx, sy, dst, o);
+  } else {
+    const c = (size - 1) / 2;
+    // Inverse map: output -> source. Zoom x by scale * aspect and y by scale / aspect.
+    const cos = Math.cos(angle);
+    const sin = Math.sin(angle);
+    const ix = 1 / (scale * aspect);
+    const iy = aspect / scale;
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        // Output pixel -> source pixel: undo the shift, then the rotation and zoom about the centre.
+        const dx = (x - c - tx) * ix;
+        const dy = (y - c - ty) * iy;
+        let sx = cos * dx + sin * dy + c;
+        const sy = -sin * dx + cos * dy + c;
+        if (flip) sx = size - 1 - sx;
+        const o = offset + (y * size + x) * 3;
+        sampleBilinear(src, size, sx, sy, dst, o);
+      }
     }
   }
+  if (photometric(options)) photometricInPlace(dst, offset, size, options, rng);
+}
+
+/**
+ * Gamma and contrast, then (each with probability `degrade`) a lower resolution and a blur or
+ * sharpen, then noise; clipped to [0, 255]. Black background stays black under gamma and noise is
+ * added to every pixel that is not pure black, background included.
+ */
+function photometricInPlace(
+  dst: Float32Array,
+  offset: number,
+  size: number,
+  o: AugmentOptions,
+  rng: Rng,
+): void {
+  const n = size * size * 3;
+  const img = dst.subarray(offset, offset + n);
+  const g = Math.exp((rng() * 2 - 1) * (o.gamma ?? 0));
+  const k = 1 + (rng() * 2 - 1) * (o.contrast ?? 0);
+  const lowRes = rng() < (o.degrade ?? 0);
+  const lowFactor = 0.35 + 0.45 * rng();
+  const filter = rng() < (o.degrade ?? 0);
+  const amount = (rng() * 2 - 1) * 1.0; // < 0 blur, > 0 sharpen
+  const sigma = rng() * (o.noise ?? 0);
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += img[i];
+  mean /= n;
+  const gm = 255 * (mean / 255) ** g;
+  for (let i = 0; i < n; i++) {
+    const v = img[i];
+    if (v <= 0) continue;
+    const gv = g === 1 ? v : 255 * (v / 255) ** g;
+    img[i] = gm + (gv - gm) * k;
+  }
+  if (lowRes) resample(img, size, Math.max(8, Math.round(size * lowFactor)));
+  if (filter) blurOrSharpen(img, size, amount);
+  const spare = { value: 0, has: false };
+  for (let i = 0; i < n; i += 3) {
+    const noisy = sigma > 0 && img[i] + img[i + 1] + img[i + 2] > 0;
+    const e = noisy ? sigma * gaussian(rng, spare) : 0;
+    for (let c = 0; c < 3; c++) {
+      const v = img[i + c] + e;
+      img[i + c] = Math.min(Math.max(v, 0), 255);
+    }
+  }
+}
+
+/** Box-averages down to `low x low`, then bilinearly back up: the look of a lower-resolution scan. */
+function resample(img: Float32Array, size: number, low: number): void {
+  const small = new Float32Array(low * low * 3);
+  const cell = size / low;
+  for (let y = 0; y < low; y++) {
+    const y0 = Math.floor(y * cell);
+    const y1 = Math.max(y0 + 1, Math.floor((y + 1) * cell));
+    for (let x = 0; x < low; x++) {
+      const x0 = Math.floor(x * cell);
+      const x1 = Math.max(x0 + 1, Math.floor((x + 1) * cell));
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let yy = y0; yy < y1; yy++)
+          for (let xx = x0; xx < x1; xx++) sum += img[(yy * size + xx) * 3 + c];
+        small[(y * low + x) * 3 + c] = sum / ((y1 - y0) * (x1 - x0));
+      }
+    }
+  }
+  const scale = low / size;
+  for (let y = 0; y < size; y++) {
+    const sy = Math.min(low - 1, Math.max(0, (y + 0.5) * scale - 0.5));
+    const ya = Math.floor(sy);
+    const yb = Math.min(low - 1, ya + 1);
+    const fy = sy - ya;
+    for (let x = 0; x < size; x++) {
+      const sx = Math.min(low - 1, Math.max(0, (x + 0.5) * scale - 0.5));
+      const xa = Math.floor(sx);
+      const xb = Math.min(low - 1, xa + 1);
+      const fx = sx - xa;
+      for (let c = 0; c < 3; c++) {
+        const top = small[(ya * low + xa) * 3 + c] * (1 - fx) + small[(ya * low + xb) * 3 + c] * fx;
+        const bottom = small[(yb * low + xa) * 3 + c] * (1 - fx) + small[(yb * low + xb) * 3 + c] * fx;
+        img[(y * size + x) * 3 + c] = top * (1 - fy) + bottom * fy;
+      }
+    }
+  }
+}
+
+/** out = img + amount * (img - blur3x3(img)): amount -1 is a plain 3x3 blur, > 0 sharpens. */
+function blurOrSharpen(img: Float32Array, size: number, amount: number): void {
+  const copy = Float32Array.from(img);
+  const w = [1, 2, 1];
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        let total = 0;
+        for (let dy = -1; dy <= 1; dy++) {
+          const yy = y + dy;
+          if (yy < 0 || yy >= size) continue;
+          for (let dx = -1; dx <= 1; dx++) {
+            const xx = x + dx;
+            if (xx < 0 || xx >= size) continue;
+            const wt = w[dy + 1] * w[dx + 1];
+            sum += wt * copy[(yy * size + xx) * 3 + c];
+            total += wt;
+          }
+        }
+        const i = (y * size + x) * 3 + c;
+        img[i] = copy[i] + amount * (copy[i] - sum / total);
+      }
+    }
+  }
+}
+
+/** Standard normal by Box-Muller, caching the second value. */
+function gaussian(rng: Rng, spare: { value: number; has: boolean }): number {
+  if (spare.has) {
+    spare.has = false;
+    return spare.value;
+  }
+  const u = Math.max(rng(), 1e-12);
+  const v = rng();
+  const r = Math.sqrt(-2 * Math.log(u));
+  spare.value = r * Math.sin(2 * Math.PI * v);
+  spare.has = true;
+  return r * Math.cos(2 * Math.PI * v);
 }
 
 function sampleBilinear(src: Uint8Array, size: number, sx: number, sy: number, dst: Float32Array, o: number) {

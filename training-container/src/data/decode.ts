@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { imageToRgb } from '../preprocess.ts';
+import { imageToRgb, PREPROCESS_V1, type PreprocessOptions } from '../preprocess.ts';
 import type { ImageFile } from './image-folder.ts';
 
 /**
@@ -28,6 +28,8 @@ export interface SkippedFile {
 
 export interface DecodeOptions {
   imageSize: number;
+  /** Preprocessing options (the model's preprocessing.json records them). Default: version 1. */
+  preprocessing?: PreprocessOptions;
   /** Fail once more than this many files are bad. Default: unlimited. */
   maxBadFiles?: number;
   /** Files decoded at once; sharp decodes on its own thread pool. Default: 4. */
@@ -50,6 +52,7 @@ export class TooManyBadFilesError extends Error {
 /** Decodes every file through the shared preprocessing path, naming and skipping bad ones. */
 export async function decodeImages(files: ImageFile[], options: DecodeOptions): Promise<DecodedImages> {
   const { imageSize, maxBadFiles = Number.POSITIVE_INFINITY, concurrency = 4 } = options;
+  const config = { imageSize, ...(options.preprocessing ?? PREPROCESS_V1) };
   const bytesPerImage = imageSize * imageSize * 3;
   const slots: (Uint8Array | undefined)[] = new Array(files.length);
   const hashes: string[] = new Array(files.length);
@@ -65,7 +68,7 @@ export async function decodeImages(files: ImageFile[], options: DecodeOptions): 
         const bytes = await readFile(file.path);
         hashes[i] = createHash('sha256').update(bytes).digest('hex');
         // preprocess.ts yields whole numbers in [0, 255] as float32; storing them as bytes is exact.
-        slots[i] = Uint8Array.from(await imageToRgb(bytes, imageSize));
+        slots[i] = Uint8Array.from(await imageToRgb(bytes, config));
       } catch (err) {
         const entry = { relPath: file.relPath, reason: err instanceof Error ? err.message : String(err) };
         skipped.push(entry);

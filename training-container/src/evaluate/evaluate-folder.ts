@@ -5,6 +5,7 @@ import { LABELS } from '../labels.ts';
 // Registers the model's custom layers so a saved EfficientNet deserialises.
 import '../model/index.ts';
 import { loadModel } from '../model-io.ts';
+import { type LookupScore, lookupBaseline } from './lookup-baseline.ts';
 import { type Metrics, metricsFromProbabilities } from './metrics.ts';
 import { predictProbabilities } from './predict.ts';
 
@@ -13,16 +14,23 @@ export interface EvaluateFolderOptions {
   modelDir: string;
   /** Image folder with class sub-folders (either naming style). */
   dataDir: string;
+  /**
+   * The model's training images (class sub-folders): when given, the result also carries the
+   * lookup baseline, what a 1-NN lookup of these images scores on `dataDir`.
+   */
+  trainDir?: string;
   /** Default 'auto'. */
   engine?: EngineName | 'auto';
   /** Default 32. */
   batchSize?: number;
   log?: (line: string) => void;
-  onProgress?: (phase: 'decode' | 'predict', done: number, total: number) => void;
+  onProgress?: (phase: 'decode' | 'predict' | 'decode train', done: number, total: number) => void;
 }
 
 export interface FolderEvaluation {
   metrics: Metrics;
+  /** Only with `trainDir`. */
+  lookupBaseline?: LookupScore;
   skipped: SkippedFile[];
   engine: EngineInfo;
 }
@@ -42,8 +50,16 @@ export async function evaluateFolder(options: EvaluateFolderOptions): Promise<Fo
       `no images found in ${folder.root}: expected class folders named ${LABELS.join(', ')} (or glioma_tumor style)`,
     );
   }
+  // Listed before the long decode, so a wrong --train fails at once.
+  const trainFolder = options.trainDir === undefined ? undefined : await listImageFolder(options.trainDir);
+  if (trainFolder && trainFolder.files.length === 0) {
+    throw new Error(
+      `no images found in ${trainFolder.root}: expected class folders named ${LABELS.join(', ')} (or glioma_tumor style)`,
+    );
+  }
   const set = await decodeImages(folder.files, {
     imageSize: config.imageSize,
+    preprocessing: config.preprocessing,
     onProgress: (d, t) => options.onProgress?.('decode', d, t),
     onSkip: (s) => log(`skipping ${s.relPath}: ${s.reason}`),
   });
@@ -52,5 +68,21 @@ export async function evaluateFolder(options: EvaluateFolderOptions): Promise<Fo
     options.onProgress?.('predict', d, t),
   );
   model.dispose();
-  return { metrics: metricsFromProbabilities(probs, set.labels, LABELS), skipped: set.skipped, engine };
+  let lookup: LookupScore | undefined;
+  if (trainFolder) {
+    const train = await decodeImages(trainFolder.files, {
+      imageSize: config.imageSize,
+      preprocessing: config.preprocessing,
+      onProgress: (d, t) => options.onProgress?.('decode train', d, t),
+      onSkip: (s) => log(`skipping training image ${s.relPath}: ${s.reason}`),
+    });
+    if (train.files.length === 0) throw new Error(`no image in ${trainFolder.root} could be decoded`);
+    lookup = lookupBaseline(train, set, indices, LABELS).overall;
+  }
+  return {
+    metrics: metricsFromProbabilities(probs, set.labels, LABELS),
+    ...(lookup && { lookupBaseline: lookup }),
+    skipped: set.skipped,
+    engine,
+  };
 }

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { denseInit, efficientNetFeatures } from './efficientnet.ts';
 import { type LoadedWeights, loadImagenetWeights } from './imagenet-weights.ts';
-import './layers.ts';
+import { FlipTta, TtaMean } from './layers.ts';
 
 export { KERAS_B0_NOTOP_URL, type LoadedWeights, loadImagenetWeights } from './imagenet-weights.ts';
-export { ChannelScale, DropConnect, Normalization } from './layers.ts';
+export { ChannelScale, DropConnect, FlipTta, Normalization, TtaMean } from './layers.ts';
 
 export interface ClassifierOptions {
   /** Square input size in pixels; inputs are raw RGB in [0, 255] (the model rescales itself). */
@@ -18,6 +18,8 @@ export interface ClassifierOptions {
   width?: number;
   /** Depth multiplier. Default 1.0 (B0). */
   depth?: number;
+  /** `flip`: predictions average the image and its mirror (inside the model; training unaffected). Default none. */
+  tta?: 'none' | 'flip';
   /** Keras `efficientnetb0_notop.h5` path or URL; read by `createClassifier`, not `buildClassifier`. */
   weightsPath?: string;
 }
@@ -34,7 +36,9 @@ export function buildClassifier(opts: ClassifierOptions): tf.LayersModel {
     throw new Error(`numClasses must be an integer >= 2, got ${numClasses}`);
   const dropout = opts.dropout ?? 0.2;
   const input = tf.input({ shape: [imageSize, imageSize, 3], name: 'input_1' });
-  let x = efficientNetFeatures(input, {
+  const tta = opts.tta === 'flip';
+  let x = tta ? (new FlipTta({ name: 'tta_flip' }).apply(input) as tf.SymbolicTensor) : input;
+  x = efficientNetFeatures(x, {
     imageSize,
     width: opts.width,
     depth: opts.depth,
@@ -43,9 +47,10 @@ export function buildClassifier(opts: ClassifierOptions): tf.LayersModel {
   x = tf.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as tf.SymbolicTensor;
   if (dropout > 0)
     x = tf.layers.dropout({ rate: dropout, name: 'top_dropout' }).apply(x) as tf.SymbolicTensor;
-  const output = tf.layers
+  let output = tf.layers
     .dense({ units: numClasses, activation: 'softmax', kernelInitializer: denseInit(), name: 'predictions' })
     .apply(x) as tf.SymbolicTensor;
+  if (tta) output = new TtaMean({ name: 'tta_mean' }).apply(output) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: 'efficientnetb0' });
 }
 

@@ -157,6 +157,40 @@ export class ChannelScale extends tf.layers.Layer {
   }
 }
 
+/**
+ * Flip test-time augmentation inside the model, so every consumer of a saved model (validation,
+ * evaluation, the server) averages the same two views without knowing about it. At inference
+ * `FlipTta` stacks each image and its mirror along the batch axis and `TtaMean` averages the two
+ * halves of the output; in training both are the identity (training batches are flipped at random
+ * already, and batch-norm must not see each image twice).
+ */
+export class FlipTta extends tf.layers.Layer {
+  static className = 'FlipTta';
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs);
+      if (kwargs.training === true) return x;
+      return tf.concat([x, tf.reverse(x, 2)], 0);
+    });
+  }
+}
+
+export class TtaMean extends tf.layers.Layer {
+  static className = 'TtaMean';
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs);
+      if (kwargs.training === true) return x;
+      const [a, b] = tf.split(x, 2, 0);
+      return tf.div(tf.add(a, b), 2);
+    });
+  }
+}
+
+tf.serialization.registerClass(FlipTta);
+tf.serialization.registerClass(TtaMean);
 tf.serialization.registerClass(DropConnect);
 tf.serialization.registerClass(Normalization);
 tf.serialization.registerClass(ChannelScale);

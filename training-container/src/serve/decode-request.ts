@@ -1,4 +1,4 @@
-import { ImageDecodeError, imageToRgb, pixelsToRgb } from '../preprocess.ts';
+import { ImageDecodeError, imageToRgb, type PreprocessConfig, pixelsToRgb } from '../preprocess.ts';
 import {
   ClientError,
   decodeBase64,
@@ -18,13 +18,14 @@ export interface DecodedRequest {
 
 /**
  * Turns an `/invocations` body into preprocessed images, through the same preprocessing module
- * the trainer uses. Every client mistake becomes a ClientError (4xx); nothing else is thrown
+ * the trainer uses, with the model's recorded preprocessing (a bare image size means version 1).
+ * Every client mistake becomes a ClientError (4xx); nothing else is thrown
  * for bad input.
  */
 export async function decodeRequest(
   contentType: string | undefined,
   body: Buffer,
-  imageSize: number,
+  preprocessing: number | PreprocessConfig,
   maxInstances = MAX_INSTANCES,
 ): Promise<DecodedRequest> {
   const type = mediaType(contentType);
@@ -38,7 +39,7 @@ export async function decodeRequest(
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
 
   if ((IMAGE_CONTENT_TYPES as readonly string[]).includes(type)) {
-    return { kind: 'single', images: [await decodeImage(body, imageSize, 'image')] };
+    return { kind: 'single', images: [await decodeImage(body, preprocessing, 'image')] };
   }
   if (type !== JSON_CONTENT_TYPE) throw new Error(`unhandled content type ${type}`);
 
@@ -48,17 +49,21 @@ export async function decodeRequest(
   for (const [i, instance] of instances.entries()) {
     const what = `instances[${i}]`;
     if ('b64' in instance) {
-      images.push(await decodeImage(decodeBase64(instance.b64, `${what}.b64`), imageSize, what));
+      images.push(await decodeImage(decodeBase64(instance.b64, `${what}.b64`), preprocessing, what));
     } else {
-      images.push(await decodePixels(instance.pixels, instance.shape, imageSize, what));
+      images.push(await decodePixels(instance.pixels, instance.shape, preprocessing, what));
     }
   }
   return { kind: 'batch', images };
 }
 
-async function decodeImage(bytes: Uint8Array, imageSize: number, what: string): Promise<Float32Array> {
+async function decodeImage(
+  bytes: Uint8Array,
+  preprocessing: number | PreprocessConfig,
+  what: string,
+): Promise<Float32Array> {
   try {
-    return await imageToRgb(bytes, imageSize);
+    return await imageToRgb(bytes, preprocessing);
   } catch (err) {
     throw toClientError(err, what);
   }
@@ -67,12 +72,12 @@ async function decodeImage(bytes: Uint8Array, imageSize: number, what: string): 
 async function decodePixels(
   pixels: unknown[],
   shape: [number, number, number],
-  imageSize: number,
+  preprocessing: number | PreprocessConfig,
   what: string,
 ): Promise<Float32Array> {
   try {
     // pixelsToRgb checks every value is a finite number in [0, 255].
-    return await pixelsToRgb(pixels as number[], shape, imageSize);
+    return await pixelsToRgb(pixels as number[], shape, preprocessing);
   } catch (err) {
     throw toClientError(err, what);
   }

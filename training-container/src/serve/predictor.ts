@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { type ArtifactConfig, loadModel } from '../model-io.ts';
+import { type ArtifactConfig, loadModel, preprocessConfigOf } from '../model-io.ts';
+import type { PreprocessConfig } from '../preprocess.ts';
 import type { Prediction } from './contract.ts';
 
 /**
@@ -23,6 +24,11 @@ export class Predictor {
 
   get imageSize(): number {
     return this.config.imageSize;
+  }
+
+  /** How requests are preprocessed: as the model was trained (its preprocessing.json). */
+  get preprocessing(): PreprocessConfig {
+    return preprocessConfigOf(this.config);
   }
 
   /** Predicts a batch of HWC RGB images (each `imageSize^2 * 3` values in [0, 255]), in order. */

@@ -54,7 +54,12 @@ export function buildServer(options: ServerOptions): ServeApp {
     const engine = await startEngine(options.engine, (line) => app.log.info(line));
     const loaded = await (options.load ?? Predictor.load)(options.modelDir);
     app.log.info(
-      { engine: engine.name, modelVersion: loaded.config.modelVersion, imageSize: loaded.imageSize },
+      {
+        engine: engine.name,
+        modelVersion: loaded.config.modelVersion,
+        imageSize: loaded.imageSize,
+        preprocessing: loaded.config.preprocessing,
+      },
       'model loaded and warmed up',
     );
     predictor = loaded;
@@ -92,7 +97,7 @@ export function buildServer(options: ServerOptions): ServeApp {
     const decoded = await decodeRequest(
       request.headers['content-type'],
       body,
-      predictor.imageSize,
+      predictor.preprocessing,
       maxInstances,
     );
     const predictions = await predictor.predict(decoded.images);

@@ -35,6 +35,16 @@ export const HyperparametersSchema = z.strictObject({
   profile: oneOf(PROFILES),
   /** Square input side in pixels. */
   image_size: int(32, 600),
+  /**
+   * Source-invariant preprocessing (preprocess.ts; recorded in preprocessing.json, so evaluation and
+   * serving use the same): `crop=head` crops to the head's bounding box, `resize=pad` pads to a
+   * black square instead of stretching, `intensity=standardize` maps the foreground to mean 128 and
+   * standard deviation 48, `grey` replicates one grey channel into R, G and B.
+   */
+  crop: oneOf(['none', 'head'] as const),
+  resize: oneOf(['stretch', 'pad'] as const),
+  intensity: oneOf(['raw', 'standardize'] as const),
+  grey: bool,
   /** Images per forward/backward pass. */
   batch_size: int(1, 1024),
   /** Micro-batches whose gradients are summed before one optimizer step (effective batch = product). */
@@ -55,6 +65,34 @@ export const HyperparametersSchema = z.strictObject({
   flip: bool,
   zoom: float(0, 0.5),
   shift: float(0, 0.5),
+  /** Maximum aspect-ratio change (augmentation); 0 disables. */
+  stretch: float(0, 0.5),
+  /** Maximum |log gamma| of the random intensity curve (augmentation); 0 disables. */
+  gamma: float(0, 2),
+  /** Maximum relative contrast change (augmentation); 0 disables. */
+  contrast: float(0, 0.9),
+  /** Probability of a lower-resolution copy and, separately, of a blur or sharpen (augmentation). */
+  degrade: float(0, 1),
+  /** Maximum standard deviation of added noise in grey levels (augmentation); 0 disables. */
+  noise: float(0, 64),
+  /**
+   * `plateau`: Keras' ReduceLROnPlateau + early stopping on validation loss, best epoch restored (the
+   * reference recipe). `cosine`: linear warm-up over `warmup_epochs`, then cosine decay to `min_lr`
+   * over all `epochs`, stepped per optimizer step; the last epoch's weights are kept.
+   */
+  lr_schedule: oneOf(['plateau', 'cosine'] as const),
+  warmup_epochs: float(0, 100),
+  /** Cross-entropy against (1 - s) * one-hot + s / classes. */
+  label_smoothing: float(0, 0.5),
+  /** `flip`: the saved model averages each image with its mirror at inference (test-time augmentation). */
+  tta: oneOf(['none', 'flip'] as const),
+  /**
+   * After the run on the training part (whose validation curves pick the recipe), train a new
+   * model with the same schedule on all of the train channel and ship that one. Needs
+   * `lr_schedule=cosine` (a plateau schedule needs a validation loss). Skipped, with a log line,
+   * when `time_limit_minutes` would be exceeded.
+   */
+  refit: bool,
   class_weights: bool,
   lr_factor: float(0, 1, { exclusiveMin: true }),
   lr_patience: int(0, 1000),
@@ -81,6 +119,10 @@ export const DEFAULT_WEIGHTS_PATH = '/opt/weights/efficientnetb0_notop.h5';
 export const BASE_DEFAULTS: Required<RawValues> = {
   profile: 'full',
   image_size: '224',
+  crop: 'none',
+  resize: 'stretch',
+  intensity: 'raw',
+  grey: 'false',
   batch_size: '32',
   grad_accum: '1',
   epochs: '30',
@@ -94,6 +136,16 @@ export const BASE_DEFAULTS: Required<RawValues> = {
   flip: 'true',
   zoom: '0.1',
   shift: '0.05',
+  stretch: '0',
+  gamma: '0',
+  contrast: '0',
+  degrade: '0',
+  noise: '0',
+  lr_schedule: 'plateau',
+  warmup_epochs: '0',
+  label_smoothing: '0',
+  tta: 'none',
+  refit: 'false',
   class_weights: 'true',
   lr_factor: '0.2',
   lr_patience: '2',
@@ -153,7 +205,14 @@ export function parseHyperparameters(raw: Record<string, unknown> = {}): Hyperpa
   }
   const merged = { ...BASE_DEFAULTS, ...PROFILE_VALUES[profile.data], ...given };
   const result = HyperparametersSchema.safeParse(merged);
-  if (result.success) return result.data;
+  if (result.success) {
+    if (result.data.refit && result.data.lr_schedule !== 'cosine') {
+      throw new HyperparameterError(
+        'hyperparameter "refit": needs lr_schedule=cosine (a plateau schedule depends on a validation loss, which a refit on all images does not have)',
+      );
+    }
+    return result.data;
+  }
   const problems = result.error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return `unknown hyperparameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (known: ${Object.keys(BASE_DEFAULTS).join(', ')})`;

@@ -9,12 +9,14 @@ import { listImageFolder } from '../data/image-folder.ts';
 import { groupedStratifiedSplit } from '../data/split.ts';
 import { EngineUnavailableError, initEngine } from '../engine/index.ts';
 import { confusionMatrixSvg, svgToPng, trainingCurvesSvg } from '../evaluate/charts.ts';
+import { type LookupScore, lookupBaseline } from '../evaluate/lookup-baseline.ts';
 import { type Metrics, metricsFromProbabilities, mostConfidentlyWrong } from '../evaluate/metrics.ts';
 import { predictProbabilities } from '../evaluate/predict.ts';
 import { LABELS } from '../labels.ts';
 import { buildClassifier, loadImagenetWeights } from '../model/index.ts';
 import { saveModel } from '../model-io.ts';
 import { type OptMlPaths, optMlPaths } from '../paths.ts';
+import { describePreprocessing, preprocessOptions } from '../preprocess.ts';
 import {
   DEFAULT_WEIGHTS_PATH,
   HyperparameterError,
@@ -133,15 +135,20 @@ async function trainAndReport(
     validation: split.validation.map((i) => trainSet.files[i].relPath),
   });
 
-  const model = buildClassifier({
-    imageSize: hp.image_size,
-    numClasses: LABELS.length,
-    dropout: hp.dropout,
-    dropConnect: hp.drop_connect,
-    width: hp.width,
-    depth: hp.depth,
-  });
-  setBatchNormMomentum(model, hp.bn_momentum);
+  const newModel = () => {
+    const m = buildClassifier({
+      imageSize: hp.image_size,
+      numClasses: LABELS.length,
+      dropout: hp.dropout,
+      dropConnect: hp.drop_connect,
+      width: hp.width,
+      depth: hp.depth,
+      tta: hp.tta,
+    });
+    setBatchNormMomentum(m, hp.bn_momentum);
+    return m;
+  };
+  let model = newModel();
   const weights = await initialWeights(model, hp.weights, log);
   log(`model: EfficientNet (width=${hp.width}, depth=${hp.depth}) ${model.countParams()} parameters`);
 
@@ -150,35 +157,95 @@ async function trainAndReport(
     .digest('hex')
     .slice(0, 16);
   const progress = createProgress();
-  const result = await trainLoop({
-    model,
+  const loopOptions = {
     data: trainSet,
-    split,
     classWeights,
     hp,
-    augment: { rotationDeg: hp.rotation, flip: hp.flip, zoom: hp.zoom, shift: hp.shift },
-    checkpointDir: paths.checkpoints,
-    fingerprint,
-    log: (line) => progress.log(line, log),
+    augment: {
+      rotationDeg: hp.rotation,
+      flip: hp.flip,
+      zoom: hp.zoom,
+      shift: hp.shift,
+      stretch: hp.stretch,
+      gamma: hp.gamma,
+      contrast: hp.contrast,
+      degrade: hp.degrade,
+      noise: hp.noise,
+    },
+    log: (line: string) => progress.log(line, log),
     shouldStop,
     jobStartedAt: started,
-    onEpochStart: (epoch, steps, start) => progress.start(`epoch ${epoch}`, steps, start),
-    onStep: (step, loss) => progress.update(step, loss),
+    onEpochStart: (epoch: number, steps: number, start: number) =>
+      progress.start(`epoch ${epoch}`, steps, start),
+    onStep: (step: number, loss: number) => progress.update(step, loss),
+  };
+  const result = await trainLoop({
+    ...loopOptions,
+    model,
+    split,
+    checkpointDir: paths.checkpoints,
+    fingerprint,
   });
   progress.stop();
   if (result.stoppedBy === 'interrupted') return 'interrupted';
 
-  const artifact = await saveModel(model, paths.model, { imageSize: hp.image_size, labels: [...LABELS] });
+  // Refit: the validation run chose the recipe and showed its curves; the served model is trained
+  // again, same schedule, on every image of the train channel (a fifth more data).
+  let refit: RefitSummary | undefined;
+  if (hp.refit) {
+    const all = [...split.train, ...split.validation].sort((a, b) => a - b);
+    const estimate = (result.seconds * all.length) / split.train.length;
+    const elapsed = (performance.now() - started) / 1000;
+    if (hp.time_limit_minutes > 0 && elapsed + estimate > hp.time_limit_minutes * 60) {
+      const why =
+        `about ${Math.round(estimate)} s more would end past time_limit_minutes=${hp.time_limit_minutes}; ` +
+        'the model trained on the training part is kept';
+      log(`refit skipped: ${why}`);
+      refit = { skipped: why };
+    } else {
+      const validationRunTest =
+        testSet && (await evaluateTestSet(model, testSet, trainSet, grouping, hp)).overall;
+      model.dispose();
+      model = newModel();
+      await initialWeights(model, hp.weights, () => {});
+      log(`refit: training a new model on all ${all.length} images for ${hp.epochs} epochs`);
+      const refitResult = await trainLoop({
+        ...loopOptions,
+        model,
+        split: { train: all, validation: [] },
+        checkpointDir: path.join(paths.checkpoints, 'refit'),
+        fingerprint: `${fingerprint}-refit`,
+        jobStartedAt: undefined,
+      });
+      progress.stop();
+      if (refitResult.stoppedBy === 'interrupted') return 'interrupted';
+      refit = {
+        images: all.length,
+        training: trainingSummary(refitResult),
+        history: refitResult.history,
+        seconds: Math.round(refitResult.seconds * 10) / 10,
+        validationRunTestAccuracy: validationRunTest && round(validationRunTest.accuracy),
+      };
+    }
+  }
+
+  const artifact = await saveModel(model, paths.model, {
+    imageSize: hp.image_size,
+    labels: [...LABELS],
+    preprocessing: preprocessOptions(hp),
+  });
   await writeJson(path.join(paths.model, 'labels.json'), [...LABELS]);
   log(`model saved to ${paths.model} (version ${artifact.modelVersion})`);
 
   const evaluateStarted = performance.now();
-  const evaluation = testSet ? await evaluateTestSet(model, testSet, grouping, hp) : undefined;
+  const evaluation = testSet ? await evaluateTestSet(model, testSet, trainSet, grouping, hp) : undefined;
   const evaluateSeconds = seconds(evaluateStarted);
   if (evaluation) {
     log(
       `test: accuracy=${evaluation.overall.accuracy.toFixed(4)} balanced_accuracy=${evaluation.overall.balancedAccuracy.toFixed(4)} ` +
-        `leak_free_accuracy=${evaluation.leakFree.accuracy.toFixed(4)} (n=${evaluation.leakFree.n} of ${evaluation.overall.n})`,
+        `leak_free_accuracy=${evaluation.leakFree.accuracy.toFixed(4)} (n=${evaluation.leakFree.n} of ${evaluation.overall.n}) ` +
+        `lookup_accuracy=${evaluation.overall.lookupBaseline.accuracy.toFixed(4)} ` +
+        `leak_free_lookup_accuracy=${evaluation.leakFree.lookupBaseline.accuracy.toFixed(4)}`,
     );
   }
 
@@ -192,6 +259,7 @@ async function trainAndReport(
       architecture: artifact.architecture,
       modelVersion: artifact.modelVersion,
       imageSize: hp.image_size,
+      preprocessing: artifact.preprocessing,
       parameters: model.countParams(),
     },
     data: {
@@ -211,6 +279,7 @@ async function trainAndReport(
     classWeights: Object.fromEntries(LABELS.map((l, i) => [l, round(classWeights[i])])),
     training: trainingSummary(result),
     history: result.history,
+    refit,
     durations: {
       decodeSeconds,
       groupingSeconds,
@@ -243,15 +312,17 @@ async function trainAndReport(
 }
 
 export interface Evaluation {
-  overall: Metrics;
+  /** `lookupBaseline`: what a 1-NN lookup of the train channel scores on the same images. */
+  overall: Metrics & { lookupBaseline: LookupScore };
   /** Test images with no copy in the train channel, one per scan (same grouping as the split). */
-  leakFree: Metrics & { grouping: string };
+  leakFree: Metrics & { grouping: string; lookupBaseline: LookupScore };
   mostConfidentlyWrong: ReturnType<typeof mostConfidentlyWrong>;
 }
 
 async function evaluateTestSet(
   model: tf.LayersModel,
   test: DecodedImages,
+  train: DecodedImages,
   grouping: ScanGroups,
   hp: Hyperparameters,
 ): Promise<Evaluation> {
@@ -263,8 +334,10 @@ async function evaluateTestSet(
   clean.forEach((idx, j) => {
     cleanProbs.set(probs.subarray(idx * k, (idx + 1) * k), j * k);
   });
+  // A yardstick for the scores below (how much a lookup of training copies explains); reported only.
+  const lookup = lookupBaseline(train, test, clean, LABELS);
   return {
-    overall: metricsFromProbabilities(probs, test.labels, LABELS),
+    overall: { ...metricsFromProbabilities(probs, test.labels, LABELS), lookupBaseline: lookup.overall },
     leakFree: {
       ...metricsFromProbabilities(
         cleanProbs,
@@ -272,6 +345,7 @@ async function evaluateTestSet(
         LABELS,
       ),
       grouping: grouping.method,
+      lookupBaseline: lookup.subset,
     },
     mostConfidentlyWrong: mostConfidentlyWrong(
       probs,
@@ -296,13 +370,15 @@ async function readChannel(
   const decodeStarted = performance.now();
   const set = await decodeImages(folder.files, {
     imageSize: hp.image_size,
+    preprocessing: preprocessOptions(hp),
     maxBadFiles: hp.max_bad_files,
     onSkip: (s) => log(`channel ${name}: skipping ${s.relPath}: ${s.reason}`),
   });
   // Counted after decoding: a class whose every file is unreadable is as empty as a missing one.
   const counts = LABELS.map((_, i) => set.labels.filter((l) => l === i).length);
   log(
-    `channel ${name}: decoded ${set.files.length} images at ${hp.image_size} px in ` +
+    `channel ${name}: decoded ${set.files.length} images at ${hp.image_size} px ` +
+      `(preprocessing ${describePreprocessing(preprocessOptions(hp))}) in ` +
       `${((performance.now() - decodeStarted) / 1000).toFixed(1)} s (${fmtCounts(counts)}), skipped ${set.skipped.length}`,
   );
   const empty = LABELS.filter((_, i) => counts[i] === 0);
@@ -355,6 +431,18 @@ function trainingSettings(hp: Hyperparameters) {
   const { epochs, engine, time_limit_minutes, max_bad_files, early_stopping_patience, ...rest } = hp;
   return rest;
 }
+
+/** The second run of `refit`, or why it was skipped. */
+type RefitSummary =
+  | { skipped: string }
+  | {
+      images: number;
+      training: ReturnType<typeof trainingSummary>;
+      history: TrainLoopResult['history'];
+      seconds: number;
+      /** Test accuracy of the validation run's model, before the refit replaced it. */
+      validationRunTestAccuracy?: number;
+    };
 
 function trainingSummary(result: TrainLoopResult) {
   return {

@@ -37,6 +37,9 @@ export interface TrainLoopOptions {
     | 'early_stopping_patience'
     | 'time_limit_minutes'
     | 'seed'
+    | 'lr_schedule'
+    | 'warmup_epochs'
+    | 'label_smoothing'
   >;
   augment: AugmentOptions;
   checkpointDir: string;
@@ -127,11 +130,20 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     tf.dispose(checkpoint.optimizer.map((w) => w.tensor));
   }
   setLearningRate(optimizer, state.learningRate);
+  const cosine = hp.lr_schedule === 'cosine';
 
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const weights = tf.tensor1d(options.classWeights);
   const stepImages = hp.batch_size * hp.grad_accum;
   const steps = Math.ceil(split.train.length / stepImages);
+  const scheduled = (epoch: number, step: number) =>
+    cosineRate(
+      hp.learning_rate,
+      hp.min_lr,
+      (epoch - 1) * steps + step,
+      steps * hp.warmup_epochs,
+      steps * hp.epochs,
+    );
   const valLabels = Int32Array.from(split.validation, (i) => data.labels[i]);
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
@@ -160,10 +172,18 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       for (let step = state.stepInEpoch; step < steps; step++) {
         const stepOrder = order.slice(step * stepImages, (step + 1) * stepImages);
         const rng = deriveRng(hp.seed, 2, epoch, step);
-        const result = await trainStep(model, vars, optimizer, data, stepOrder, hp.batch_size, weights, {
-          options: options.augment,
-          rng,
-        });
+        if (cosine) setLearningRate(optimizer, scheduled(epoch, step));
+        const result = await trainStep(
+          model,
+          vars,
+          optimizer,
+          data,
+          stepOrder,
+          hp.batch_size,
+          weights,
+          { options: options.augment, rng },
+          hp.label_smoothing,
+        );
         partial.lossSum += result.lossSum;
         partial.correct += result.correct;
         partial.seen += stepOrder.length;
@@ -184,12 +204,13 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         train_acc: partial.correct / partial.seen,
         val_loss: val.loss,
         val_acc: val.accuracy,
-        lr: state.learningRate,
+        lr: cosine ? scheduled(epoch, steps - 1) : state.learningRate,
         seconds: (performance.now() - epochStarted) / 1000,
       };
       log(formatEpochLine(record));
-      const stop = early.onEpochEnd(epoch, val.loss, model);
-      const nextLr = reduceLr.onEpochEnd(val.loss, state.learningRate);
+      // A cosine schedule is planned for all epochs: no early stop, no plateau cuts, last weights kept.
+      const stop = cosine ? false : early.onEpochEnd(epoch, val.loss, model);
+      const nextLr = cosine ? state.learningRate : reduceLr.onEpochEnd(val.loss, state.learningRate);
       if (nextLr !== state.learningRate)
         log(`reducing learning rate to ${nextLr} (val_loss did not improve)`);
       setLearningRate(optimizer, nextLr);
@@ -253,6 +274,7 @@ async function trainStep(
   microBatch: number,
   classWeights: tf.Tensor1D,
   augment: { options: AugmentOptions; rng: () => number },
+  labelSmoothing = 0,
 ): Promise<{ lossSum: number; correct: number }> {
   const size = data.imageSize;
   const numClasses = classWeights.shape[0];
@@ -267,7 +289,10 @@ async function trainStep(
       const y = tf.tensor1d(batch.y, 'int32');
       const probs = model.apply(x, { training: true }) as tf.Tensor2D;
       hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), y), 'float32'))) as tf.Scalar;
-      const ce = tf.neg(tf.sum(tf.mul(tf.oneHot(y, numClasses), tf.log(tf.clipByValue(probs, 1e-7, 1))), 1));
+      let target = tf.oneHot(y, numClasses).toFloat();
+      if (labelSmoothing > 0)
+        target = tf.add(tf.mul(target, 1 - labelSmoothing), labelSmoothing / numClasses);
+      const ce = tf.neg(tf.sum(tf.mul(target, tf.log(tf.clipByValue(probs, 1e-7, 1))), 1));
       return tf.div(tf.sum(tf.mul(ce, tf.gather(classWeights, y))), stepOrder.length) as tf.Scalar;
     }, vars);
     lossSum += (await value.data())[0] * stepOrder.length;
@@ -290,6 +315,17 @@ async function trainStep(
 
 function emptyPartial(): CheckpointState['partial'] {
   return { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+}
+
+/**
+ * Linear warm-up from ~0 to `base` over `warmup` steps, then half a cosine down to `min` at `total`
+ * steps. Warm-up matters from random weights: Adam's first steps at full rate push batch-norm'd
+ * activations far off, and the early epochs were where from-scratch runs stalled.
+ */
+export function cosineRate(base: number, min: number, step: number, warmup: number, total: number): number {
+  if (warmup > 0 && step < warmup) return (base * (step + 1)) / warmup;
+  const t = Math.min(1, Math.max(0, (step - warmup) / Math.max(1, total - warmup)));
+  return min + ((base - min) * (1 + Math.cos(Math.PI * t))) / 2;
 }
 
 /** tfjs keeps Adam's rate in a protected field that applyGradients reads on every step. */
