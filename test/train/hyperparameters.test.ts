@@ -27,6 +27,13 @@ describe('parseHyperparameters', () => {
     expect(parseHyperparameters({ profile: 'quick', image_size: '96' }).image_size).toBe(96);
   });
 
+  it('refuses refit without the cosine schedule, whose length does not depend on validation', () => {
+    expect(() => parseHyperparameters({ refit: 'true', lr_schedule: 'plateau' })).toThrow(
+      /"refit": needs lr_schedule=cosine/,
+    );
+    expect(parseHyperparameters({ refit: 'true', lr_schedule: 'cosine' }).refit).toBe(true);
+  });
+
   it('accepts plain JSON numbers and booleans and ignores SageMaker-added keys', () => {
     const hp = parseHyperparameters({
       epochs: 3,

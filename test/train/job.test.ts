@@ -8,6 +8,7 @@ import { loadModel } from '../../training-container/src/model-io.ts';
 import '../../training-container/src/model/index.ts';
 import { optMlPaths } from '../../training-container/src/paths.ts';
 import { runTrainingJob } from '../../training-container/src/train/job.ts';
+import { cosineRate } from '../../training-container/src/train/loop.ts';
 import { makeImageFolder, makeOptMl, TINY } from './fixtures.ts';
 
 const EPOCH_LINE =
@@ -78,6 +79,42 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     for (const png of ['confusion-matrix.png', 'training-curves.png']) {
       expect((await sharp(path.join(paths.outputData, png)).metadata()).format).toBe('png');
     }
+  });
+
+  it('refits on every train image after the validation run, with the new recipe options', async () => {
+    const train = await makeImageFolder(6);
+    const test = await makeImageFolder(2, { seed: 7 });
+    const { code, paths, log } = await run(
+      {
+        ...TINY,
+        epochs: '2',
+        lr_schedule: 'cosine',
+        warmup_epochs: '1',
+        refit: 'true',
+        tta: 'flip',
+        label_smoothing: '0.1',
+        gamma: '0.3',
+        contrast: '0.3',
+        degrade: '0.5',
+        noise: '5',
+        stretch: '0.1',
+      },
+      { train, test },
+    );
+    expect(code, log.join('\n')).toBe(0);
+    expect(log.some((l) => l.startsWith('refit: training a new model on all 24 images'))).toBe(true);
+    const report = await readJson(path.join(paths.model, 'training-report.json'));
+    expect(report.history).toHaveLength(2);
+    expect(report.refit.images).toBe(24);
+    expect(report.refit.history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2]);
+    expect(report.refit.validationRunTestAccuracy).toBeGreaterThanOrEqual(0);
+    // The rate of each epoch's last step: 3 steps an epoch, warm-up over the first 3.
+    expect(report.refit.history[0].lr).toBeCloseTo(0.01, 9);
+    expect(report.refit.history[1].lr).toBeCloseTo(cosineRate(0.01, 1e-6, 5, 3, 6), 9);
+    expect(report.refit.history[1].lr).toBeLessThan(0.01);
+    // The served model is the refit one and averages each image with its mirror.
+    const { model } = await loadModel(paths.model);
+    expect(model.layers.map((l) => l.name)).toContain('tta_flip');
   });
 
   it('fails with a reason in the failure file when the train channel is missing', async () => {
