@@ -117,6 +117,17 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(model.layers.map((l) => l.name)).toContain('tta_flip');
   });
 
+  it('fits a cosine schedule into the time limit after the first epoch', async () => {
+    const train = await makeImageFolder(4);
+    const { code, log } = await run(
+      { ...TINY, epochs: '50', lr_schedule: 'cosine', time_limit_minutes: '0.001' },
+      { train },
+    );
+    expect(code, log.join('\n')).toBe(0);
+    expect(log.filter((l) => l.startsWith('epoch='))).toHaveLength(1);
+    expect(log.some((l) => /the cosine schedule spans 1 instead of epochs=50/.test(l))).toBe(true);
+  });
+
   it('fails with a reason in the failure file when the train channel is missing', async () => {
     const { code, paths } = await run(TINY, {});
     expect(code).not.toBe(0);

@@ -39,6 +39,8 @@ export interface CheckpointState {
   history: EpochRecord[];
   /** Set once training ended (early stop, time limit, last epoch): resume goes straight to outputs. */
   finished?: string;
+  /** Epochs a cosine schedule spans: `epochs`, or fewer when the time limit cannot hold them. */
+  plannedEpochs?: number;
 }
 
 type NamedTensor = { name: string; tensor: tf.Tensor };

@@ -208,9 +208,12 @@ async function trainAndReport(
       model.dispose();
       model = newModel();
       await initialWeights(model, hp.weights, () => {});
-      log(`refit: training a new model on all ${all.length} images for ${hp.epochs} epochs`);
+      // The same schedule as the validation run, which the time limit may have shortened.
+      const epochs = result.history.length;
+      log(`refit: training a new model on all ${all.length} images for ${epochs} epochs`);
       const refitResult = await trainLoop({
         ...loopOptions,
+        hp: { ...hp, epochs, time_limit_minutes: 0 },
         model,
         split: { train: all, validation: [] },
         checkpointDir: path.join(paths.checkpoints, 'refit'),

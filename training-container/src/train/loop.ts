@@ -136,13 +136,14 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const weights = tf.tensor1d(options.classWeights);
   const stepImages = hp.batch_size * hp.grad_accum;
   const steps = Math.ceil(split.train.length / stepImages);
+  const planned = () => state.plannedEpochs ?? hp.epochs;
   const scheduled = (epoch: number, step: number) =>
     cosineRate(
       hp.learning_rate,
       hp.min_lr,
       (epoch - 1) * steps + step,
       steps * hp.warmup_epochs,
-      steps * hp.epochs,
+      steps * planned(),
     );
   const valLabels = Int32Array.from(split.validation, (i) => data.labels[i]);
   const started = performance.now();
@@ -157,7 +158,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
 
   let stoppedBy = state.finished as StopReason | undefined;
   try {
-    for (let epoch = state.epoch + 1; !stoppedBy && epoch <= hp.epochs; epoch++) {
+    for (let epoch = state.epoch + 1; !stoppedBy && epoch <= planned(); epoch++) {
       const previous = state.history.at(-1)?.seconds;
       const jobSeconds = (performance.now() - (options.jobStartedAt ?? started)) / 1000;
       if (hp.time_limit_minutes > 0 && previous && jobSeconds + previous > hp.time_limit_minutes * 60) {
@@ -217,8 +218,22 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       if (stop) {
         log(`early stopping: val_loss did not improve for ${hp.early_stopping_patience} epochs`);
         stoppedBy = 'early_stopping';
-      } else if (epoch === hp.epochs) {
+      } else if (epoch >= planned()) {
         stoppedBy = 'epochs';
+      }
+      // A cosine schedule cut short by the time limit would stop at a high rate, the worst point to
+      // stop: after the first epoch, shrink the schedule to the epochs the time limit can hold.
+      if (cosine && epoch === 1 && !stoppedBy && hp.time_limit_minutes > 0) {
+        const jobSeconds = (performance.now() - (options.jobStartedAt ?? started)) / 1000;
+        const fit = 1 + Math.floor((hp.time_limit_minutes * 60 - jobSeconds) / (record.seconds * 1.05));
+        if (fit < hp.epochs) {
+          state.plannedEpochs = Math.max(1, fit);
+          log(
+            `time_limit_minutes=${hp.time_limit_minutes} holds about ${state.plannedEpochs} epochs of ` +
+              `${record.seconds.toFixed(0)} s: the cosine schedule spans ${state.plannedEpochs} instead of epochs=${hp.epochs}`,
+          );
+          if (epoch >= planned()) stoppedBy = 'time_limit';
+        }
       }
       state = {
         ...state,
