@@ -55,3 +55,18 @@ describe('flip test-time augmentation inside the model', () => {
     expect(trained.shape).toEqual([3, 4]);
   });
 });
+
+describe('seeded initial weights', () => {
+  it('builds the same random weights from the same seed, and other weights from another', () => {
+    const weights = (seed?: number) =>
+      buildClassifier({ ...options, seed })
+        .getWeights()
+        .map((w) => Array.from(w.dataSync()));
+    const a = weights(1);
+    expect(weights(1)).toEqual(a);
+    const other = weights(2).flat();
+    const flatA = a.flat();
+    expect(other.filter((v, i) => v !== flatA[i]).length).toBeGreaterThan(flatA.length / 2);
+    expect(weights(undefined).flat()).not.toEqual(flatA);
+  });
+});

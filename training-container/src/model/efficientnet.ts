@@ -30,9 +30,34 @@ const BLOCKS_ARGS: readonly BlockArgs[] = [
 ];
 
 // Keras: VarianceScaling(2.0, fan_out, truncated normal) for convs, (1/3, fan_out, uniform) for dense.
-const convInit = () => tf.initializers.varianceScaling({ scale: 2, mode: 'fanOut', distribution: 'normal' });
+const convInit = () =>
+  tf.initializers.varianceScaling({ scale: 2, mode: 'fanOut', distribution: 'normal', seed: nextSeed?.() });
 const denseInit = () =>
-  tf.initializers.varianceScaling({ scale: 1 / 3, mode: 'fanOut', distribution: 'uniform' });
+  tf.initializers.varianceScaling({
+    scale: 1 / 3,
+    mode: 'fanOut',
+    distribution: 'uniform',
+    seed: nextSeed?.(),
+  });
+
+/** Set while `seededInitialisers` builds a model: the next initialiser's seed. */
+let nextSeed: (() => number) | undefined;
+
+/**
+ * Builds with every initialiser seeded from `seed` (one seed per layer, in build order), so the same
+ * seed gives the same random weights: tfjs initialisers draw from Math.random otherwise, and from
+ * random weights two runs of one recipe differed by several points of accuracy.
+ */
+export function seededInitialisers<T>(seed: number | undefined, build: () => T): T {
+  if (seed === undefined) return build();
+  let layer = 0;
+  nextSeed = () => seed * 1000 + layer++;
+  try {
+    return build();
+  } finally {
+    nextSeed = undefined;
+  }
+}
 
 export interface EfficientNetOptions {
   /** Square input size in pixels. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { denseInit, efficientNetFeatures } from './efficientnet.ts';
+import { denseInit, efficientNetFeatures, seededInitialisers } from './efficientnet.ts';
 import { type LoadedWeights, loadImagenetWeights } from './imagenet-weights.ts';
 import { FlipTta, TtaMean } from './layers.ts';
 
@@ -20,6 +20,8 @@ export interface ClassifierOptions {
   depth?: number;
   /** `flip`: predictions average the image and its mirror (inside the model; training unaffected). Default none. */
   tta?: 'none' | 'flip';
+  /** Seeds the random initial weights (same seed, same weights). Default: unseeded (Math.random). */
+  seed?: number;
   /** Keras `efficientnetb0_notop.h5` path or URL; read by `createClassifier`, not `buildClassifier`. */
   weightsPath?: string;
 }
@@ -29,6 +31,10 @@ export interface ClassifierOptions {
  * Randomly initialised; see `createClassifier` for ImageNet weights.
  */
 export function buildClassifier(opts: ClassifierOptions): tf.LayersModel {
+  return seededInitialisers(opts.seed, () => build(opts));
+}
+
+function build(opts: ClassifierOptions): tf.LayersModel {
   const { imageSize, numClasses } = opts;
   if (!Number.isInteger(imageSize) || imageSize < 32)
     throw new Error(`imageSize must be an integer >= 32, got ${imageSize}`);

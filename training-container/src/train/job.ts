@@ -144,6 +144,7 @@ async function trainAndReport(
       width: hp.width,
       depth: hp.depth,
       tta: hp.tta,
+      seed: hp.seed,
     });
     setBatchNormMomentum(m, hp.bn_momentum);
     return m;
