@@ -45,7 +45,12 @@ async function train(backend: string, initial: Float32Array[]): Promise<number[]
   );
   const ys = tf.oneHot(labels, 4).toFloat();
   const losses: number[] = [];
-  for (let step = 0; step < STEPS; step++) losses.push((await model.trainOnBatch(xs, ys)) as number);
+  for (let step = 0; step < STEPS; step++) {
+    losses.push((await model.trainOnBatch(xs, ys)) as number);
+    // trainOnBatch settles in microtasks only: without a macrotask turn the 20 cpu steps (over a
+    // minute on a 2-core AVX2 machine) starve vitest's worker RPC, which then fails the run.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   tf.dispose([xs, ys, labels]);
   model.dispose();
   return losses;
