@@ -49,18 +49,21 @@ describe('brain-tumor train / evaluate', () => {
     expect(JSON.parse(await readFile(path.join(out, 'output/evaluation.json'), 'utf8')).overall.n).toBe(12);
 
     const json = path.join(dir, 'metrics.json');
-    const evaluated = await run(process.execPath, [
-      CLI,
-      'evaluate',
-      '--model',
-      path.join(out, 'model.tar.gz'),
-      '--data',
-      test,
-      '--json',
-      json,
-      '--engine',
-      'cpu',
-    ]);
+    const evaluate = (...extra: string[]) =>
+      run(process.execPath, [
+        CLI,
+        'evaluate',
+        '--model',
+        path.join(out, 'model.tar.gz'),
+        '--data',
+        test,
+        ...extra,
+        '--json',
+        json,
+        '--engine',
+        'cpu',
+      ]);
+    const evaluated = await evaluate();
     expect(evaluated.stdout).toMatch(/balanced accuracy: +\d/);
     const metrics = JSON.parse(await readFile(json, 'utf8'));
     expect(Object.keys(metrics)).toEqual([
@@ -76,20 +79,7 @@ describe('brain-tumor train / evaluate', () => {
     expect(metrics.confusionMatrix.labels).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
 
     // With --train, the lookup baseline is printed and added beside the metrics.
-    const withTrain = await run(process.execPath, [
-      CLI,
-      'evaluate',
-      '--model',
-      path.join(out, 'model.tar.gz'),
-      '--data',
-      test,
-      '--train',
-      train,
-      '--json',
-      json,
-      '--engine',
-      'cpu',
-    ]);
+    const withTrain = await evaluate('--train', train);
     expect(withTrain.stdout).toMatch(/lookup baseline: +\d+\.\d% accuracy, \d+\.\d% balanced/);
     const withLookup = JSON.parse(await readFile(json, 'utf8'));
     expect(Object.keys(withLookup)).toEqual([...Object.keys(metrics), 'lookupBaseline']);

@@ -4,8 +4,8 @@ import { confusionMatrix, metricsFromConfusion } from './metrics.ts';
 /**
  * The lookup baseline: a yardstick for test scores, never a predictor. Each test image takes the
  * label of its nearest training image (1-NN on small grey thumbnails, no learning). On a dataset
- * whose test images have near-copies in training, this alone scores well (about 80% on SARTAJ's
- * Testing from a 128 or 224 px cache), so a model's score means little until it is compared with this one, especially on
+ * whose test images have near-copies in training, this alone scores well (78-81% on SARTAJ's
+ * Testing, measured from 32-128 px caches), so a model's score means little until it is compared with this one, especially on
  * the leak-free part where the copies are gone.
  */
 export interface LookupScore {
