@@ -125,6 +125,12 @@ describe('onednn elementwise kernels', () => {
     await expectKernelMatchesCpu('Slice', { x: input([9], 8) }, { begin: [2], size: [5] });
   });
 
+  it('Reverse matches cpu along one, several and no axes', async () => {
+    const x = input([2, 5, 6, 3], 10);
+    for (const dims of [2, [1, 2], [0, 3], 3, []]) await expectKernelMatchesCpu('Reverse', { x }, { dims });
+    await expectKernelMatchesCpu('Reverse', { x: input([7], 11) }, { dims: [0] });
+  });
+
   it('PadV2 matches cpu with zero and non-zero constants', async () => {
     const x = input([2, 5, 6, 3], 9);
     const paddings = [

@@ -221,8 +221,9 @@ function adjust(raw: Buffer, config: PreprocessConfig): Buffer {
 /** Mean of the channels per pixel, rounded: the grey image that finds the head. */
 export function greyOf(rgb: Uint8Array): Uint8Array {
   const grey = new Uint8Array(rgb.length / 3);
+  // round(s / 3) for an integer sum s is floor((s + 1) / 3); the multiply-shift is exact for s <= 765.
   for (let p = 0, i = 0; p < grey.length; p++, i += 3)
-    grey[p] = Math.round((rgb[i] + rgb[i + 1] + rgb[i + 2]) / 3);
+    grey[p] = ((rgb[i] + rgb[i + 1] + rgb[i + 2] + 1) * 21846) >>> 16;
   return grey;
 }
 
@@ -232,7 +233,7 @@ export function greyOf(rgb: Uint8Array): Uint8Array {
  */
 export function foregroundThreshold(grey: Uint8Array): number {
   const histogram = new Uint32Array(256);
-  for (const v of grey) histogram[v]++;
+  for (let i = 0; i < grey.length; i++) histogram[grey[i]]++;
   const rank = Math.ceil(0.99 * grey.length);
   let seen = 0;
   let p99 = 0;
@@ -273,13 +274,14 @@ export function headBox(grey: Uint8Array, width: number, height: number): Box {
   const threshold = foregroundThreshold(grey);
   const rows = new Uint32Array(height);
   const cols = new Uint32Array(width);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (grey[y * width + x] > threshold) {
-        rows[y]++;
-        cols[x]++;
-      }
+  for (let y = 0, i = 0; y < height; y++) {
+    let row = 0;
+    for (let x = 0; x < width; x++, i++) {
+      const fg = grey[i] > threshold ? 1 : 0;
+      row += fg;
+      cols[x] += fg;
     }
+    rows[y] = row;
   }
   const ys = mainSpan(rows, width);
   const xs = mainSpan(cols, height);
