@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import {
+  base64DecodedLength,
   ClientError,
   decodeBase64,
   JSON_CONTENT_TYPE,
-  MAX_BODY_BYTES,
+  MAX_IMAGE_BYTES,
+  MAX_JSON_BODY_BYTES,
   mediaType,
   parseInstancesRequest,
   SUPPORTED_CONTENT_TYPES,
@@ -36,9 +38,10 @@ export function header(event: ProxyEvent, name: string): string | undefined {
 }
 
 /**
- * Validates a POST body at the edge, with the same contract and limits as the container, so
- * malformed requests are answered here without paying for an endpoint call. Image bytes are
- * only checked for size: decoding them is the container's job.
+ * Validates a POST body at the edge, with the container's contract, so malformed requests are
+ * answered here without paying for an endpoint call. The size limits are the API's own, below
+ * the container's: they must hold while the event still fits Lambda (see MAX_IMAGE_BYTES). Image
+ * bytes are only checked for size: decoding them is the container's job.
  */
 export function parsePredictRequest(event: ProxyEvent): PredictRequest {
   const type = mediaType(header(event, 'content-type'));
@@ -51,20 +54,37 @@ export function parsePredictRequest(event: ProxyEvent): PredictRequest {
   }
   const raw = event.body ?? '';
   if (raw.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
-  // Base64 is 4/3 of the bytes: refuse oversize bodies before decoding them.
-  const approxBytes = event.isBase64Encoded ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw);
-  if (approxBytes > MAX_BODY_BYTES + 2) throw tooLarge();
+  const json = type === JSON_CONTENT_TYPE;
+  const limit = json ? MAX_JSON_BODY_BYTES : MAX_IMAGE_BYTES;
+  // Counted before decoding, so an oversize body costs no copy.
+  const bytes = event.isBase64Encoded ? base64DecodedLength(raw) : Buffer.byteLength(raw);
+  if (bytes > limit) throw json ? jsonTooLarge() : imageTooLarge('image');
   const body = event.isBase64Encoded ? decodeBase64(raw, 'request body') : Buffer.from(raw, 'utf8');
-  if (body.length > MAX_BODY_BYTES) throw tooLarge();
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
-  const instances = type === JSON_CONTENT_TYPE ? parseInstancesRequest(body.toString('utf8')).length : 1;
-  return { contentType: type, body, instances };
+  if (!json) return { contentType: type, body, instances: 1 };
+  const instances = parseInstancesRequest(body.toString('utf8'));
+  instances.forEach((instance, i) => {
+    if ('b64' in instance && base64DecodedLength(instance.b64) > MAX_IMAGE_BYTES) {
+      throw imageTooLarge(`instances[${i}]: image`);
+    }
+  });
+  return { contentType: type, body, instances: instances.length };
 }
 
-function tooLarge(): ClientError {
+const MIB = 2 ** 20;
+
+function imageTooLarge(what: string): ClientError {
   return new ClientError(
     413,
     'PAYLOAD_TOO_LARGE',
-    `request body is larger than ${MAX_BODY_BYTES / 2 ** 20} MB`,
+    `${what} is larger than ${MAX_IMAGE_BYTES / MIB} MiB (${MAX_IMAGE_BYTES} bytes), the API's limit`,
+  );
+}
+
+function jsonTooLarge(): ClientError {
+  return new ClientError(
+    413,
+    'PAYLOAD_TOO_LARGE',
+    `JSON body is larger than ${MAX_JSON_BODY_BYTES} bytes, the API's limit (one ${MAX_IMAGE_BYTES / MIB} MiB image as base64 plus 1 KiB)`,
   );
 }

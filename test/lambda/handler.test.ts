@@ -6,7 +6,11 @@ import {
 } from '@aws-sdk/client-sagemaker-runtime';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MAX_BODY_BYTES } from '../../training-container/src/serve/contract.ts';
+import {
+  base64Length,
+  MAX_IMAGE_BYTES,
+  MAX_JSON_BODY_BYTES,
+} from '../../training-container/src/serve/contract.ts';
 import { lambdaContext, proxyEvent } from './events.ts';
 
 const sagemaker = mockClient(SageMakerRuntimeClient);
@@ -83,6 +87,33 @@ describe('predict Lambda handler (SDK mocked)', () => {
     expect(input.ContentType).toBe('application/json');
   });
 
+  it('names the 4 MiB limit in its 413 and forwards an image or a b64 instance of exactly 4 MiB', async () => {
+    const over = await handler(
+      proxyEvent({ contentType: 'image/png', body: Buffer.alloc(MAX_IMAGE_BYTES + 1) }),
+      lambdaContext(),
+    );
+    expect(over.statusCode).toBe(413);
+    expect(JSON.parse(over.body).error.message).toBe(
+      "image is larger than 4 MiB (4194304 bytes), the API's limit",
+    );
+    sagemaker.on(InvokeEndpointCommand).resolves(okBody());
+    const atLimit = Buffer.alloc(MAX_IMAGE_BYTES, 7);
+    const image = await handler(proxyEvent({ contentType: 'image/png', body: atLimit }), lambdaContext());
+    expect(image.statusCode).toBe(200);
+    const json = JSON.stringify({ instances: [{ b64: atLimit.toString('base64') }] });
+    expect(json.length).toBeLessThanOrEqual(MAX_JSON_BODY_BYTES);
+    expect(json.length).toBeGreaterThan(base64Length(MAX_IMAGE_BYTES));
+    const instance = await handler(
+      proxyEvent({ contentType: 'application/json', body: json, base64: false }),
+      lambdaContext(),
+    );
+    expect(instance.statusCode).toBe(200);
+    const bodies = sagemaker
+      .commandCalls(InvokeEndpointCommand)
+      .map((c) => c.args[0].input.Body as Uint8Array);
+    expect(bodies.map((b) => b.length)).toEqual([MAX_IMAGE_BYTES, json.length]);
+  });
+
   it('reuses one SDK client across invocations', async () => {
     const clients = new Set<unknown>();
     sagemaker.on(InvokeEndpointCommand).callsFake((_input, getClient) => {
@@ -107,14 +138,26 @@ describe('predict Lambda handler (SDK mocked)', () => {
       ['empty body', { contentType: 'image/jpeg', body: null }, 400, 'EMPTY_BODY'],
       ['empty string body', { contentType: 'application/json', body: '', base64: false }, 400, 'EMPTY_BODY'],
       [
-        'over 6 MB',
-        { contentType: 'image/jpeg', body: Buffer.alloc(MAX_BODY_BYTES + 1) },
+        'an image one byte over 4 MiB',
+        { contentType: 'image/jpeg', body: Buffer.alloc(MAX_IMAGE_BYTES + 1) },
         413,
         'PAYLOAD_TOO_LARGE',
       ],
       [
-        'over 6 MB of JSON',
-        { contentType: 'application/json', body: 'x'.repeat(MAX_BODY_BYTES + 10), base64: false },
+        'a JSON body one byte over its limit',
+        { contentType: 'application/json', body: 'x'.repeat(MAX_JSON_BODY_BYTES + 1), base64: false },
+        413,
+        'PAYLOAD_TOO_LARGE',
+      ],
+      [
+        'a b64 instance one byte over 4 MiB',
+        {
+          contentType: 'application/json',
+          body: JSON.stringify({
+            instances: [{ b64: Buffer.alloc(MAX_IMAGE_BYTES + 1).toString('base64') }],
+          }),
+          base64: false,
+        },
         413,
         'PAYLOAD_TOO_LARGE',
       ],

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalApi, startApi } from '../../lib/local/api.ts';
-import { startApiGateway } from '../../lib/local/api-gateway-adapter.ts';
+import { LAMBDA_TOO_LARGE, startApiGateway } from '../../lib/local/api-gateway-adapter.ts';
 import { formatPredictionTable, predictFiles } from '../../lib/local/predict-client.ts';
 import { LABELS } from '../../training-container/src/labels.ts';
-import { MAX_BODY_BYTES } from '../../training-container/src/serve/contract.ts';
+import { LAMBDA_SYNC_PAYLOAD_BYTES, MAX_IMAGE_BYTES } from '../../training-container/src/serve/contract.ts';
 import { type RunningTestServer, sampleImage, startTestServer } from '../serve/fixtures.ts';
 
 const KEY = 'test-key-123';
@@ -19,6 +19,25 @@ async function post(
 ) {
   const res = await fetch(url, { method: 'POST', body: body as BodyInit | undefined, headers });
   return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** A valid JPEG of exactly `size` bytes: comment segments, which decoders skip, pad a small one. */
+function paddedJpeg(jpeg: Buffer, size: number): Buffer {
+  const parts = [jpeg.subarray(0, 2)]; // SOI; the segments go right after it
+  let pad = size - jpeg.length;
+  while (pad > 0) {
+    // A segment is its 2-byte marker plus a length field of 2..65535 that counts itself.
+    let total = Math.min(pad, 65_537);
+    if (pad - total > 0 && pad - total < 4) total -= 4;
+    if (total < 4) throw new Error(`cannot pad a JPEG by ${pad} bytes`);
+    const segment = Buffer.alloc(total, 0x20);
+    segment.writeUInt16BE(0xfffe, 0);
+    segment.writeUInt16BE(total - 2, 2);
+    parts.push(segment);
+    pad -= total;
+  }
+  parts.push(jpeg.subarray(2));
+  return Buffer.concat(parts);
 }
 
 describe('local API: adapter -> real Lambda handler -> SageMaker-Runtime emulator -> serve', () => {
@@ -71,12 +90,36 @@ describe('local API: adapter -> real Lambda handler -> SageMaker-Runtime emulato
     });
     expect(res.status).toBe(400);
     expect(res.json).toMatchObject({ error: { code: 'UNDECODABLE_IMAGE' } });
-    const big = await post(api.predictUrl, new Uint8Array(MAX_BODY_BYTES + 100), {
-      'content-type': 'image/png',
+  });
+
+  it('one image limit: 4 MiB reaches the model, one byte more gets the JSON 413 naming the limit', async () => {
+    const headers = { 'content-type': 'image/jpeg', 'x-api-key': KEY };
+    const atLimit = paddedJpeg(jpeg, MAX_IMAGE_BYTES);
+    expect(atLimit.length).toBe(MAX_IMAGE_BYTES);
+    const ok = await post(api.predictUrl, atLimit, headers);
+    expect(ok.status).toBe(200);
+    expect(LABELS).toContain(ok.json.label);
+
+    const over = await post(api.predictUrl, paddedJpeg(jpeg, MAX_IMAGE_BYTES + 1), headers);
+    expect(over.status).toBe(413);
+    expect(over.headers.get('access-control-allow-origin')).toBe('*');
+    expect(over.json).toEqual({
+      error: {
+        code: 'PAYLOAD_TOO_LARGE',
+        message: "image is larger than 4 MiB (4194304 bytes), the API's limit",
+      },
+    });
+  });
+
+  it("past Lambda's 6 MB event limit the handler never runs: API Gateway's own 413", async () => {
+    // 4.75 MB of image is 6.33 MB of base64 in the event.
+    const res = await post(api.predictUrl, paddedJpeg(jpeg, 4_750_000), {
+      'content-type': 'image/jpeg',
       'x-api-key': KEY,
     });
-    expect(big.status).toBe(413);
-    expect(big.json).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect(res.status).toBe(LAMBDA_TOO_LARGE.status);
+    expect(res.json).toEqual({ message: 'Request Too Long' });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
   });
 
   it('answers CORS preflights and unknown routes as API Gateway does', async () => {
@@ -149,6 +192,36 @@ describe('API Gateway adapter', () => {
         { body: bytes.toString('base64'), isBase64Encoded: true, path: '/predict', stage: 'prod' },
         { body: '{"a":"é"}', isBase64Encoded: false, path: '/predict', stage: 'prod' },
       ]);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("refuses events over Lambda's limit, measured on the event JSON, without calling the handler", async () => {
+    let calls = 0;
+    const gateway = await startApiGateway({
+      port: 0,
+      handler: async () => {
+        calls++;
+        return { statusCode: 200, body: '{}' };
+      },
+    });
+    try {
+      const url = `${gateway.url}/predict`;
+      // Base64 alone: 4,718,592 bytes become exactly 6 MiB, so the whole event is over it.
+      const image = await post(url, new Uint8Array((LAMBDA_SYNC_PAYLOAD_BYTES / 4) * 3), {
+        'content-type': 'image/png',
+      });
+      expect(image.status).toBe(413);
+      expect(image.headers.get('x-amzn-errortype')).toBe('BadRequestException');
+      expect(image.json).toEqual({ message: 'Request Too Long' });
+      // Quotes are escaped in the event: 3.5 MB of them is 7 MB there.
+      const quotes = await post(url, '"'.repeat(3_500_000), { 'content-type': 'application/json' });
+      expect(quotes.status).toBe(413);
+      expect(calls).toBe(0);
+      const small = await post(url, 'x'.repeat(1_000_000), { 'content-type': 'application/json' });
+      expect(small.status).toBe(200);
+      expect(calls).toBe(1);
     } finally {
       await gateway.close();
     }

@@ -6,8 +6,35 @@ import { z } from 'zod';
  * this file and must not pull in tfjs or sharp.
  */
 
-/** SageMaker real-time endpoints accept at most 6 MB per request; we refuse more at every hop. */
+/**
+ * SageMaker real-time endpoints (InvokeEndpoint) accept at most 6 MB per request, so the container
+ * takes that much from a direct caller. The HTTPS API is stricter: see MAX_IMAGE_BYTES.
+ */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+/**
+ * Lambda's synchronous invocation limit (6,291,456 bytes), which applies to the whole JSON event
+ * API Gateway builds: the body (base64 for images), headers twice over and the request context.
+ * Lambda refuses a larger event before our handler runs, so the client never sees our 413.
+ */
+export const LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/** Base64 characters (with padding) that encode `bytes` bytes. */
+export function base64Length(bytes: number): number {
+  return 4 * Math.ceil(bytes / 3);
+}
+
+/**
+ * The largest image the HTTPS API accepts, as an image/jpeg or image/png body or as one `b64`
+ * instance. 4 MiB becomes 5,592,408 base64 characters in the Lambda event, which leaves 699,048
+ * bytes of LAMBDA_SYNC_PAYLOAD_BYTES for the rest of the event (API Gateway allows 10 KiB of
+ * request line and headers, which the event holds twice), so a request the handler can answer
+ * with 413 always reaches it.
+ */
+export const MAX_IMAGE_BYTES = 4 * 1024 * 1024;
+
+/** A JSON body at the API may hold one MAX_IMAGE_BYTES image as base64, plus 1 KiB of JSON around it. */
+export const MAX_JSON_BODY_BYTES = base64Length(MAX_IMAGE_BYTES) + 1024;
 
 /** Instances per JSON request: one batch per request, so this bounds memory and latency. */
 export const MAX_INSTANCES = 16;
@@ -143,6 +170,13 @@ export function decodeBase64(text: string, what: string): Buffer {
     throw new ClientError(400, 'INVALID_BASE64', `${what} is not valid base64`);
   }
   return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+}
+
+/** The bytes a base64 text decodes to, counted without decoding it (whitespace ignored). */
+export function base64DecodedLength(text: string): number {
+  const compact = /\s/.test(text) ? text.replace(/\s+/g, '') : text;
+  const padding = compact.endsWith('==') ? 2 : compact.endsWith('=') ? 1 : 0;
+  return Math.floor((compact.length * 3) / 4) - padding;
 }
 
 function firstIssue(error: z.ZodError): string {
