@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -9,26 +10,124 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, RESPONSES_METRIC, type StatusClass } from '../lambda/predict/metrics.ts';
+
+/** The endpoint an alarm or dashboard watches. */
+export interface WatchedEndpoint {
+  readonly name: string;
+  readonly variantName: string;
+  /**
+   * vCPUs per instance: SageMaker's CPUUtilization is the sum over them (0-400% on 4 vCPUs),
+   * so the CPU alarm's threshold is scaled by it. See `vcpusOf`. @default 1
+   */
+  readonly vcpus?: number;
+}
+
+/** Every alarm and dashboard graph uses this period. */
+export const METRIC_PERIOD = Duration.minutes(5);
+
+/**
+ * A SageMaker endpoint metric: invocation metrics live in `AWS/SageMaker`, instance metrics
+ * (CPUUtilization, MemoryUtilization, DiskUtilization) in `/aws/sagemaker/Endpoints`.
+ */
+export function endpointMetric(
+  endpoint: WatchedEndpoint,
+  metricName: string,
+  statistic: string,
+  options: cloudwatch.MetricOptions = {},
+): cloudwatch.Metric {
+  const instanceMetric = /^(CPU|Memory|Disk|GPU|GPUMemory)Utilization$/.test(metricName);
+  return new cloudwatch.Metric({
+    namespace: instanceMetric ? '/aws/sagemaker/Endpoints' : 'AWS/SageMaker',
+    metricName,
+    dimensionsMap: { EndpointName: endpoint.name, VariantName: endpoint.variantName },
+    statistic,
+    period: METRIC_PERIOD,
+    ...options,
+  });
+}
+
+/** The predict handler's responses of one status class (EMF, see lambda/predict/metrics.ts). */
+export function predictResponsesMetric(
+  fn: lambda.IFunction,
+  statusClass: StatusClass,
+  options: cloudwatch.MetricOptions = {},
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: RESPONSES_METRIC,
+    dimensionsMap: { FunctionName: fn.functionName, StatusClass: statusClass },
+    statistic: 'Sum',
+    period: METRIC_PERIOD,
+    ...options,
+  });
+}
+
+/** EventBridge's count of events a rule matched (training jobs that failed or were stopped). */
+export function ruleMatchesMetric(rule: events.IRule, label: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: 'AWS/Events',
+    metricName: 'TriggeredRules',
+    dimensionsMap: { RuleName: rule.ruleName },
+    statistic: 'Sum',
+    period: METRIC_PERIOD,
+    label,
+  });
+}
+
+/**
+ * vCPUs of an instance type by its size, as EC2 sizes them: large 2, xlarge 4, Nxlarge 4N,
+ * medium 2 (ml.t2.medium); undefined for others (metal).
+ */
+export function vcpusOf(instanceType: string): number | undefined {
+  const size = instanceType.split('.').pop() ?? '';
+  if (size === 'medium' || size === 'large') return 2;
+  const xlarge = /^(\d*)xlarge$/.exec(size);
+  return xlarge ? 4 * Number(xlarge[1] || 1) : undefined;
+}
+
+/** The training job states the EventBridge rule notifies about. */
+export const TRAINING_JOB_ALERT_STATUSES = ['Failed', 'Stopped'];
 
 export interface AlarmsProps {
   /** Subscribed by e-mail to the alarm topic; no subscription when undefined. @default undefined */
   readonly email?: string;
   /** Endpoint to watch; endpoint alarms are skipped when undefined. @default undefined */
-  readonly endpoint?: { readonly name: string; readonly variantName: string };
+  readonly endpoint?: WatchedEndpoint;
   /** Alarm when p90 model latency stays above this for 15 minutes. @default 2000 */
   readonly modelLatencyMs?: number;
+  /** Alarm when endpoint CPU, as a share of all its vCPUs, averages above this for 15 minutes. @default 90 */
+  readonly endpointCpuPercent?: number;
+  /** Alarm when endpoint memory use averages above this percentage for 15 minutes. @default 90 */
+  readonly endpointMemoryPercent?: number;
+  /** 5xx responses in 5 minutes that raise the endpoint, API and predict 5xx alarms. @default 1 */
+  readonly serverErrorThreshold?: number;
+  /** REST API stage whose 5XXError and Latency raise alarms; none when undefined. @default undefined */
+  readonly apiStage?: apigw.Stage;
+  /** Alarm when the API's p90 latency stays above this for 15 minutes. @default 5000 */
+  readonly apiLatencyMs?: number;
+  /**
+   * The predict Lambda: its 5xx responses (the handler answers 500/502/503/504 and never throws,
+   * so Lambda's Errors metric misses them) raise an alarm. None when undefined. @default undefined
+   */
+  readonly predictFunction?: lambda.IFunction;
   /** Lambdas whose errors and throttles raise alarms. @default [] */
   readonly functions?: ReadonlyArray<{ readonly label: string; readonly fn: lambda.IFunction }>;
-  /** Training jobs whose name starts with this notify when they fail; none when undefined. @default undefined */
+  /** Training jobs whose name starts with this notify when they fail or stop; none when undefined. @default undefined */
   readonly trainingJobNamePrefix?: string;
 }
 
 /**
- * Alarms and notifications: endpoint 5xx and latency, Lambda errors and throttles, and failed
- * training jobs (EventBridge), all to one encrypted, TLS-only SNS topic.
+ * Alarms and notifications, all to one encrypted, TLS-only SNS topic: endpoint 5xx, latency,
+ * CPU and memory; API 5xx and latency; the predict handler's 5xx responses; Lambda errors and
+ * throttles; and training jobs that fail or are stopped (EventBridge).
  */
 export class Alarms extends Construct {
   readonly topic: sns.Topic;
+  /** Every alarm, for the dashboard's status widget. */
+  readonly alarms: cloudwatch.Alarm[] = [];
+  /** The EventBridge rule for failed/stopped training jobs, when a prefix was given. */
+  readonly trainingJobRule?: events.Rule;
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
@@ -55,23 +154,21 @@ export class Alarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new subs.EmailSubscription(props.email));
     const action = new cwActions.SnsAction(this.topic);
-    const alarm = (alarmId: string, alarmProps: cloudwatch.AlarmProps) =>
-      new cloudwatch.Alarm(this, alarmId, alarmProps).addAlarmAction(action);
+    const alarm = (alarmId: string, alarmProps: cloudwatch.AlarmProps) => {
+      const created = new cloudwatch.Alarm(this, alarmId, alarmProps);
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+    };
+    const serverErrors = props.serverErrorThreshold ?? 1;
 
     if (props.endpoint) {
-      const dimensionsMap = { EndpointName: props.endpoint.name, VariantName: props.endpoint.variantName };
+      const endpoint = props.endpoint;
       const metric = (metricName: string, statistic: string) =>
-        new cloudwatch.Metric({
-          namespace: 'AWS/SageMaker',
-          metricName,
-          dimensionsMap,
-          statistic,
-          period: Duration.minutes(5),
-        });
+        endpointMetric(endpoint, metricName, statistic);
       alarm('Endpoint5xx', {
-        alarmDescription: 'The SageMaker endpoint answered with 5xx errors',
+        alarmDescription: `The SageMaker endpoint answered with ${serverErrors}+ 5xx errors in 5 minutes`,
         metric: metric('Invocation5XXErrors', 'Sum'),
-        threshold: 1,
+        threshold: serverErrors,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -84,6 +181,55 @@ export class Alarms extends Construct {
         threshold: latencyMs * 1000,
         evaluationPeriods: 3,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const cpuPercent = props.endpointCpuPercent ?? 90;
+      const vcpus = endpoint.vcpus ?? 1;
+      alarm('EndpointCpu', {
+        alarmDescription: `Endpoint CPU above ${cpuPercent}% of its ${vcpus} vCPUs (average) for 15 minutes`,
+        // Summed over the instance's vCPUs: 100% per vCPU.
+        metric: metric('CPUUtilization', 'Average'),
+        threshold: cpuPercent * vcpus,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const memoryPercent = props.endpointMemoryPercent ?? 90;
+      alarm('EndpointMemory', {
+        alarmDescription: `Endpoint memory use above ${memoryPercent}% (average) for 15 minutes`,
+        metric: metric('MemoryUtilization', 'Average'),
+        threshold: memoryPercent,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+    if (props.apiStage) {
+      alarm('Api5xx', {
+        alarmDescription: `The API answered ${serverErrors}+ 5xx responses in 5 minutes`,
+        metric: props.apiStage.metricServerError({ period: METRIC_PERIOD, statistic: 'Sum' }),
+        threshold: serverErrors,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const apiLatencyMs = props.apiLatencyMs ?? 5000;
+      alarm('ApiLatency', {
+        alarmDescription: `p90 API latency above ${apiLatencyMs} ms for 15 minutes`,
+        metric: props.apiStage.metricLatency({ period: METRIC_PERIOD, statistic: 'p90' }),
+        threshold: apiLatencyMs,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+    if (props.predictFunction) {
+      alarm('Predict5xxResponses', {
+        alarmDescription: `The predict Lambda answered ${serverErrors}+ 5xx responses in 5 minutes`,
+        metric: predictResponsesMetric(props.predictFunction, '5xx'),
+        threshold: serverErrors,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     }
@@ -103,20 +249,21 @@ export class Alarms extends Construct {
       }
     }
     if (props.trainingJobNamePrefix) {
-      new events.Rule(this, 'TrainingJobFailed', {
-        description: 'A training job of this stack failed',
+      // The construct id predates `Stopped`; kept so the rule is updated in place, not replaced.
+      this.trainingJobRule = new events.Rule(this, 'TrainingJobFailed', {
+        description: 'A training job of this stack failed or was stopped',
         eventPattern: {
           source: ['aws.sagemaker'],
           detailType: ['SageMaker Training Job State Change'],
           detail: {
             TrainingJobName: events.Match.prefix(props.trainingJobNamePrefix),
-            TrainingJobStatus: ['Failed'],
+            TrainingJobStatus: TRAINING_JOB_ALERT_STATUSES,
           },
         },
         targets: [
           new targets.SnsTopic(this.topic, {
             message: events.RuleTargetInput.fromText(
-              `SageMaker training job ${events.EventField.fromPath('$.detail.TrainingJobName')} failed: ${events.EventField.fromPath('$.detail.FailureReason')}`,
+              `SageMaker training job ${events.EventField.fromPath('$.detail.TrainingJobName')} ended ${events.EventField.fromPath('$.detail.TrainingJobStatus')} (${events.EventField.fromPath('$.detail.SecondaryStatus')}): ${events.EventField.fromPath('$.detail.FailureReason')}`,
             ),
           }),
         ],

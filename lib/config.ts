@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { DEFAULT_APPROVAL_THRESHOLDS } from '../lambda/model-registry/gate.ts';
 
 /** The repository root: relative `datasetPath` values resolve against it, whatever the cwd. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -10,22 +11,16 @@ export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DEFAULT_DATASET_PATH = '../shared/datasets/sartaj-brain-tumor-mri';
 
 /**
- * CloudFormation waits at most one hour for a custom resource, so the training job (spot wait
- * included) must be guaranteed to end within that hour or the deploy would time out first.
+ * SageMaker's own ceiling for a training job's MaxRuntime (28 days). The job runs under Step
+ * Functions, not inside a CloudFormation custom resource, so `cdk deploy` does not wait for it.
  */
-export const MAX_DEPLOY_WAIT_MINUTES = 60;
+export const MAX_TRAINING_MINUTES = 28 * 24 * 60;
 
 // `-c key=value` on the command line always gives strings, cdk.json gives JSON values: accept both.
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.union([z.boolean(), z.stringbool()], { error: 'expected true or false' });
-const deployWait = z.coerce
-  .number()
-  .int()
-  .min(1)
-  .max(
-    MAX_DEPLOY_WAIT_MINUTES,
-    `at most ${MAX_DEPLOY_WAIT_MINUTES}: CloudFormation waits no longer for the training job`,
-  );
+const trainingMinutes = int(10, MAX_TRAINING_MINUTES);
+const fraction = z.coerce.number().min(0).max(1);
 const instanceType = z
   .string()
   .regex(/^ml\.[a-z0-9-]+\.[a-z0-9]+$/, 'expected an instance type like ml.g4dn.xlarge');
@@ -61,11 +56,12 @@ export const ConfigSchema = z
 
     trainingInstanceType: instanceType.default('ml.g4dn.xlarge'),
     trainingVolumeSizeGb: int(1, 16384).default(30),
-    trainingMaxRuntimeMinutes: deployWait.default(60),
+    /** SageMaker stops the job here; the trainer's time limit is set to end before it (see TrainingPipeline). */
+    trainingMaxRuntimeMinutes: trainingMinutes.default(180),
     /** Managed spot training (about 70% cheaper, may wait for capacity). */
     trainingUseSpot: bool.default(true),
     /** Spot only: capacity wait plus run time; must be >= trainingMaxRuntimeMinutes. */
-    trainingMaxWaitMinutes: deployWait.default(60),
+    trainingMaxWaitMinutes: trainingMinutes.default(360),
     /** Passed to the trainer as SageMaker hyperparameters (values become strings). */
     trainingHyperparameters: jsonOr(
       z
@@ -77,6 +73,26 @@ export const ConfigSchema = z
     ).default({ profile: 'full' }),
     /** Bump to start a fresh training job with unchanged inputs (e.g. after a failed job). */
     trainingRevision: int(0, 1_000_000).default(0),
+    /**
+     * Base image of the container (Docker build arg BASE_IMAGE); unset: the Dockerfile's default.
+     * Pinned by digest, so an override is as reproducible as the default.
+     */
+    containerBaseImage: z
+      .string()
+      .regex(
+        /^[^\s@]+@sha256:[0-9a-f]{64}$/,
+        'expected an image pinned by digest: name[:tag]@sha256:<64 hex>',
+      )
+      .optional(),
+
+    /**
+     * The model registry's approval gate on the Testing evaluation: a model whose accuracy,
+     * leak-free accuracy and every class recall reach these is Approved (and deployed); any other
+     * is left PendingManualApproval.
+     */
+    approvalMinAccuracy: fraction.default(DEFAULT_APPROVAL_THRESHOLDS.accuracy),
+    approvalMinLeakFreeAccuracy: fraction.default(DEFAULT_APPROVAL_THRESHOLDS.leakFreeAccuracy),
+    approvalMinClassRecall: fraction.default(DEFAULT_APPROVAL_THRESHOLDS.classRecall),
 
     endpointInstanceType: instanceType.default('ml.c5.xlarge'),
     endpointMinInstances: int(1, 100).default(1),
@@ -100,12 +116,29 @@ export const ConfigSchema = z
     alarmEmail: z.email().optional(),
     /** Alarm when the endpoint's p90 model latency exceeds this for 15 minutes. */
     modelLatencyAlarmMs: int(1, 600_000).default(2000),
+    /** Alarm when the API's p90 latency (API Gateway `Latency`) exceeds this for 15 minutes. */
+    apiLatencyAlarmMs: int(1, 60_000).default(5000),
+    /** 5xx responses in 5 minutes that raise the API, predict-response and endpoint 5xx alarms. */
+    serverErrorAlarmThreshold: int(1, 1_000_000).default(1),
+    /** Alarm when endpoint CPU (average over the instance's vCPUs) stays above this for 15 minutes. */
+    endpointCpuAlarmPercent: int(1, 100).default(90),
+    /** Alarm when endpoint memory use stays above this for 15 minutes. */
+    endpointMemoryAlarmPercent: int(1, 100).default(90),
     logRetentionDays: z.coerce
       .number()
       .refine((d) => RETENTION_DAYS.includes(d), `one of ${RETENTION_DAYS.join(', ')}`)
       .default(30),
-    /** `retain` keeps the data bucket on stack deletion; `destroy` empties and deletes it. */
-    bucketRemovalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+    /**
+     * `retain` keeps the data bucket on stack deletion; `destroy` empties and deletes it.
+     * Default: removalPolicy.
+     */
+    bucketRemovalPolicy: z.enum(['retain', 'destroy']).optional(),
+    /**
+     * What `cdk destroy` does with what holds data: log groups (SageMaker's included), KMS keys
+     * and, unless bucketRemovalPolicy says otherwise, the buckets. `destroy` is the dev setting:
+     * nothing is left behind.
+     */
+    removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
   })
   .superRefine((c, ctx) => {
     if (c.trainingUseSpot && c.trainingMaxWaitMinutes < c.trainingMaxRuntimeMinutes) {
@@ -124,7 +157,9 @@ export const ConfigSchema = z
     }
   });
 
-export type AppConfig = z.output<typeof ConfigSchema> & {
+export type AppConfig = Omit<z.output<typeof ConfigSchema>, 'bucketRemovalPolicy'> & {
+  /** The data bucket's removal policy: bucketRemovalPolicy when given, else removalPolicy. */
+  bucketRemovalPolicy: 'retain' | 'destroy';
   /** Absolute dataset folder. */
   datasetDir: string;
   /** True when datasetPath was not given (a missing default folder is a warning, not an error). */
@@ -158,7 +193,12 @@ export function parseConfig(context: Record<string, unknown>): AppConfig {
     );
   }
   const datasetDir = path.resolve(REPO_ROOT, parsed.data.datasetPath ?? DEFAULT_DATASET_PATH);
-  return { ...parsed.data, datasetDir, datasetIsDefault: parsed.data.datasetPath === undefined };
+  return {
+    ...parsed.data,
+    bucketRemovalPolicy: parsed.data.bucketRemovalPolicy ?? parsed.data.removalPolicy,
+    datasetDir,
+    datasetIsDefault: parsed.data.datasetPath === undefined,
+  };
 }
 
 /** Whether the configured dataset folder exists (explicit paths that do not are an error). */

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -63,6 +63,9 @@ export class PredictApi extends Construct {
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetentionDays });
     this.api = new apigw.RestApi(this, 'Api', {
+      // API Gateway's metrics are keyed by this name (and the stage): unique per stack, so two
+      // stacks in one account do not share alarms and dashboard graphs.
+      restApiName: `${Stack.of(this).stackName}-predict`,
       description: 'Brain tumor MRI classifier',
       endpointTypes: [apigw.EndpointType.REGIONAL],
       binaryMediaTypes: ['image/jpeg', 'image/png'],

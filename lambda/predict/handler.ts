@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ClientError, type ErrorBody, errorBody } from '../../training-container/src/serve/contract.ts';
+import { responseMetricFields } from './metrics.ts';
 import { header, type ProxyEvent, ProxyEventSchema, parsePredictRequest } from './request.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 
@@ -30,7 +31,8 @@ export type PredictHandler = (
   context?: Partial<Context>,
 ) => Promise<APIGatewayProxyResult>;
 
-const DEFAULT_UPSTREAM_TIMEOUT_MS = 25_000;
+/** How long the handler waits for the endpoint by default: below its own Lambda timeout (lib/predict-api.ts). */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 25_000;
 
 /**
  * The SDK client, created once per Lambda environment and reused across invocations. For local
@@ -65,6 +67,10 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
     logger.resetKeys();
     if (context.awsRequestId) logger.addContext(context as Context);
     logger.appendKeys({ apiRequestId: requestId });
+    // EMF: each response's log line also counts it by status class (lambda/predict/metrics.ts).
+    // Errors log at ERROR, so the 5xx count survives a raised log level; 2xx/4xx need INFO.
+    const functionName = context.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'local';
+    const metric = (status: number) => responseMetricFields(status, functionName);
 
     const respond = (status: number, body: unknown, extra: Record<string, string> = {}) => ({
       statusCode: status,
@@ -73,7 +79,13 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
     });
     const fail = (status: number, body: ErrorBody, logFields: Record<string, unknown>, extra = {}) => {
       const log = status >= 500 ? logger.error.bind(logger) : logger.info.bind(logger);
-      log('request failed', { status, code: body.error.code, latencyMs: Date.now() - started, ...logFields });
+      log('request failed', {
+        status,
+        code: body.error.code,
+        latencyMs: Date.now() - started,
+        ...logFields,
+        ...metric(status),
+      });
       return respond(status, body, extra);
     };
 
@@ -132,6 +144,7 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
           upstreamMs,
           latencyMs: Date.now() - started,
           variant: output.InvokedProductionVariant,
+          ...metric(200),
         });
         return respond(200, text);
       } catch (err) {
@@ -150,6 +163,7 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
       logger.error('unexpected failure', {
         error:
           err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+        ...metric(500),
       });
       return respond(500, errorBody('INTERNAL', 'internal error'));
     }

@@ -3,10 +3,15 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
+import {
+  DEFAULT_APPROVAL_THRESHOLDS,
+  decideApproval,
+  evaluationFromReport,
+} from '../../lambda/model-registry/gate.ts';
 import { formatAuditSummary } from '../../training-container/src/audit/format.ts';
 import { auditDataset } from '../../training-container/src/audit/index.ts';
 import { renderHtml, samplePairs } from '../../training-container/src/audit/sheet.ts';
-import { labelFromFolder } from '../../training-container/src/labels.ts';
+import { LABELS, labelFromFolder } from '../../training-container/src/labels.ts';
 import { parseHyperparameters } from '../../training-container/src/train/hyperparameters.ts';
 import { type LocalApi, startApi } from '../local/api.ts';
 import { type FilePrediction, predictFiles } from '../local/predict-client.ts';
@@ -187,6 +192,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
       await downloadFile(s3.client, LOCAL_BUCKET, evaluationKey, file);
       const evaluation = JSON.parse(await readFile(file, 'utf8'));
       for (const line of summariseEvaluation(evaluation)) log(`   ${line}`);
+      log(`   ${approvalLine(evaluation)}`);
       log(`   reports: s3://${LOCAL_BUCKET}/jobs/${jobName}/output/data/`);
       return evaluation;
     });
@@ -281,6 +287,15 @@ export function summariseEvaluation(evaluation: {
     );
   }
   return lines;
+}
+
+/** What the deployed stack's model registry would decide for this model (default thresholds). */
+export function approvalLine(evaluation: Parameters<typeof evaluationFromReport>[0]): string {
+  const { status, reasons } = decideApproval(
+    evaluationFromReport(evaluation, LABELS),
+    DEFAULT_APPROVAL_THRESHOLDS,
+  );
+  return `approval gate (as the AWS model registry would decide): ${status}${reasons.length ? ` (${reasons.join('; ')})` : ''}`;
 }
 
 /** A random key generated once per work folder, so URLs and curl lines stay valid across runs. */

@@ -8,9 +8,12 @@ describe('parseConfig', () => {
     expect(config).toMatchObject({
       stackName: 'BrainTumorDetection',
       trainingInstanceType: 'ml.g4dn.xlarge',
-      trainingMaxRuntimeMinutes: 60,
+      trainingMaxRuntimeMinutes: 180,
       trainingUseSpot: true,
-      trainingMaxWaitMinutes: 60,
+      trainingMaxWaitMinutes: 360,
+      approvalMinAccuracy: 0.8,
+      approvalMinLeakFreeAccuracy: 0.4,
+      approvalMinClassRecall: 0.5,
       trainingHyperparameters: { profile: 'full' },
       endpointInstanceType: 'ml.c5.xlarge',
       endpointMinInstances: 1,
@@ -52,7 +55,8 @@ describe('parseConfig', () => {
     try {
       parseConfig({
         trainingInstancetype: 'ml.p3.2xlarge',
-        trainingMaxRuntimeMinutes: 90,
+        trainingMaxRuntimeMinutes: 5,
+        approvalMinAccuracy: 80,
         apiAuth: 'none',
         apiIntegrationTimeoutSeconds: 30,
         alarmEmail: 'not-an-email',
@@ -64,6 +68,7 @@ describe('parseConfig', () => {
     for (const key of [
       'trainingInstancetype: unknown context key',
       'trainingMaxRuntimeMinutes:',
+      'approvalMinAccuracy:',
       'apiAuth:',
       'apiIntegrationTimeoutSeconds:',
       'alarmEmail:',
@@ -73,13 +78,13 @@ describe('parseConfig', () => {
   });
 
   it('refuses a spot wait shorter than the run time and min > max instances', () => {
-    expect(() => parseConfig({ trainingMaxRuntimeMinutes: 50, trainingMaxWaitMinutes: 40 })).toThrow(
+    expect(() => parseConfig({ trainingMaxRuntimeMinutes: 240, trainingMaxWaitMinutes: 200 })).toThrow(
       /trainingMaxWaitMinutes: must be >= trainingMaxRuntimeMinutes/,
     );
     expect(() => parseConfig({ endpointMinInstances: 3, endpointMaxInstances: 2 })).toThrow(
       /endpointMaxInstances: must be >= endpointMinInstances/,
     );
     // Without spot the wait is irrelevant.
-    expect(parseConfig({ trainingUseSpot: false, trainingMaxWaitMinutes: 5 }).trainingUseSpot).toBe(false);
+    expect(parseConfig({ trainingUseSpot: false, trainingMaxWaitMinutes: 10 }).trainingUseSpot).toBe(false);
   });
 });

@@ -73,78 +73,11 @@ describe('BrainTumorDetection stack', () => {
     expect(files.map((e) => e.name).sort()).toEqual(['a.jpg', 'a.jpg', 'a.jpg', 'a.jpg']);
   });
 
-  it('training job: GPU, spot with checkpoints, MaxWait >= MaxRuntime = 1 h, both channels, metrics', () => {
-    const [, cr] = only('Custom::SageMakerTrainingJob');
-    // Tokens become placeholders; the rest is the JSON the handler sends to CreateTrainingJob.
-    const req = JSON.parse(joinTokens(cr.Properties.Request));
-    expect(req.TrainingJobName).toMatch(/^braintumordetection-[0-9a-f]{20}$/);
-    expect(req.ResourceConfig).toEqual({
-      InstanceType: 'ml.g4dn.xlarge',
-      InstanceCount: 1,
-      VolumeSizeInGB: 30,
-    });
-    expect(req.EnableManagedSpotTraining).toBe(true);
-    expect(req.StoppingCondition.MaxRuntimeInSeconds).toBe(3600);
-    expect(req.StoppingCondition.MaxWaitTimeInSeconds).toBeGreaterThanOrEqual(3600);
-    expect(req.CheckpointConfig).toEqual({
-      S3Uri: `s3://TOKEN/checkpoints/${req.TrainingJobName}/`,
-      LocalPath: '/opt/ml/checkpoints',
-    });
-    expect(req.HyperParameters).toEqual({ profile: 'full' });
-    const prefix = only('Custom::CDKBucketDeployment')[1].Properties.DestinationBucketKeyPrefix;
-    expect(req.InputDataConfig.map((c: { ChannelName: string }) => c.ChannelName)).toEqual(['train', 'test']);
-    expect(req.InputDataConfig[0].DataSource.S3DataSource.S3Uri).toBe(`s3://TOKEN/${prefix}Training/`);
-    expect(req.InputDataConfig[1].DataSource.S3DataSource.S3Uri).toBe(`s3://TOKEN/${prefix}Testing/`);
-    expect(req.OutputDataConfig.S3OutputPath).toBe('s3://TOKEN/models/');
-    expect(req.AlgorithmSpecification.MetricDefinitions.map((m: { Name: string }) => m.Name)).toEqual([
-      'epoch',
-      'train:loss',
-      'train:accuracy',
-      'validation:loss',
-      'validation:accuracy',
-      'learning_rate',
-    ]);
-  });
-
-  it('training job: the deploy waits at most as long as CloudFormation allows', () => {
-    // Provider framework: isComplete every 60 s, 60 attempts = the 1 h custom-resource limit.
-    const [, sm] = only('AWS::StepFunctions::StateMachine');
-    const definition = joinTokens((sm.Properties as { DefinitionString: unknown }).DefinitionString);
-    expect(definition).toContain('"IntervalSeconds":60');
-    expect(definition).toContain('"MaxAttempts":60');
-  });
-
-  it('endpoint: model, config and endpoint carry no fixed names; autoscaling 1..2 on invocations', () => {
-    expect(only('AWS::SageMaker::EndpointConfig')[1].Properties).not.toHaveProperty('EndpointConfigName');
-    expect(only('AWS::SageMaker::Endpoint')[1].Properties).not.toHaveProperty('EndpointName');
-    expect(only('AWS::SageMaker::Model')[1].Properties).not.toHaveProperty('ModelName');
-    s.template.hasResourceProperties('AWS::SageMaker::Model', {
-      PrimaryContainer: {
-        ModelDataUrl: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Training'), 'ModelDataUrl'] },
-      },
-    });
-    s.template.hasResourceProperties('AWS::SageMaker::EndpointConfig', {
-      ProductionVariants: [Match.objectLike({ InstanceType: 'ml.c5.xlarge', InitialInstanceCount: 1 })],
-    });
-    s.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
-      MinCapacity: 1,
-      MaxCapacity: 2,
-      ScalableDimension: 'sagemaker:variant:DesiredInstanceCount',
-    });
-    s.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
-      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
-        PredefinedMetricSpecification: { PredefinedMetricType: 'SageMakerVariantInvocationsPerInstance' },
-      }),
-    });
-  });
-
-  it('predict Lambda: Node 20, ENDPOINT_NAME set, may invoke only this endpoint', () => {
+  it('predict Lambda: Node 22, ENDPOINT_NAME set, may invoke only this endpoint', () => {
     const [, fn] = resource(s.template, 'AWS::Lambda::Function', 'ApiHandler');
-    expect(fn.Properties).toMatchObject({ Runtime: 'nodejs20.x', Handler: 'index.handler' });
-    const endpointId = Object.keys(resources('AWS::SageMaker::Endpoint'))[0];
-    expect(fn.Properties.Environment.Variables.ENDPOINT_NAME).toEqual({
-      'Fn::GetAtt': [endpointId, 'EndpointName'],
-    });
+    expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Handler: 'index.handler' });
+    // The deployment state machine creates the endpoint under this fixed name (test/infra/mlops.test.ts).
+    expect(fn.Properties.Environment.Variables.ENDPOINT_NAME).toBe('braintumordetection-endpoint');
     const roleId = fn.Properties.Role['Fn::GetAtt'][0];
     const policies = Object.values(resources('AWS::IAM::Policy')).filter((p) =>
       (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId),
@@ -153,8 +86,13 @@ describe('BrainTumorDetection stack', () => {
     const sagemakerStatements = statements.filter((st: { Action: string | string[] }) =>
       [st.Action].flat().some((a) => a.startsWith('sagemaker:')),
     );
-    expect(sagemakerStatements).toEqual([
-      { Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: { Ref: endpointId } },
+    expect(
+      sagemakerStatements.map((st: { Action: string; Resource: unknown }) => [
+        st.Action,
+        joinTokens(st.Resource),
+      ]),
+    ).toEqual([
+      ['sagemaker:InvokeEndpoint', 'arn:TOKEN:sagemaker:TOKEN:TOKEN:endpoint/braintumordetection-endpoint'],
     ]);
     // Everything else is writing its own log group.
     for (const st of statements.filter((x: unknown) => !sagemakerStatements.includes(x))) {
@@ -202,12 +140,20 @@ describe('BrainTumorDetection stack', () => {
     });
   });
 
-  it('alarms: endpoint 5xx and latency, Lambda errors and throttles, failed jobs -> encrypted SNS + e-mail', () => {
-    const alarms = Object.values(resources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+  it('alarms: endpoint, API, predict 5xx, Lambda errors and throttles, failed/stopped jobs -> encrypted SNS + e-mail', () => {
+    // The Alarms construct's own (the deployment may add rollback alarms of its own).
+    const alarms = Object.entries(resources('AWS::CloudWatch::Alarm'))
+      .filter(([id]) => id.startsWith('Alarms'))
+      .map(([, a]) => a.Properties);
     expect(alarms.map((a) => a.MetricName).sort()).toEqual([
+      '5XXError',
+      'CPUUtilization',
       'Errors',
       'Invocation5XXErrors',
+      'Latency',
+      'MemoryUtilization',
       'ModelLatency',
+      'Responses',
       'Throttles',
     ]);
     const topicId = only('AWS::SNS::Topic')[0];
@@ -221,10 +167,136 @@ describe('BrainTumorDetection stack', () => {
       EventPattern: {
         source: ['aws.sagemaker'],
         'detail-type': ['SageMaker Training Job State Change'],
-        detail: { TrainingJobName: [{ prefix: 'braintumordetection' }], TrainingJobStatus: ['Failed'] },
+        detail: {
+          TrainingJobName: [{ prefix: 'braintumordetection' }],
+          TrainingJobStatus: ['Failed', 'Stopped'],
+        },
       },
       Targets: [Match.objectLike({ Arn: { Ref: topicId } })],
     });
+  });
+
+  it('alarms: each watches the right metric, dimensions and default threshold', () => {
+    const [handlerId, fn] = resource(s.template, 'AWS::Lambda::Function', 'ApiHandler');
+    // The endpoint the API calls is the endpoint the alarms watch.
+    const endpoint = { Name: 'EndpointName', Value: fn.Properties.Environment.Variables.ENDPOINT_NAME };
+    const variant = { Name: 'VariantName', Value: 'AllTraffic' };
+    const [stageId] = only('AWS::ApiGateway::Stage');
+    const api = [
+      { Name: 'ApiName', Value: only('AWS::ApiGateway::RestApi')[1].Properties.Name },
+      { Name: 'Stage', Value: { Ref: stageId } },
+    ];
+    const alarm = (id: string) => resource(s.template, 'AWS::CloudWatch::Alarm', `Alarms${id}`)[1].Properties;
+    const expected: Record<string, Record<string, unknown>> = {
+      Endpoint5xx: {
+        Namespace: 'AWS/SageMaker',
+        MetricName: 'Invocation5XXErrors',
+        Dimensions: [endpoint, variant],
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      },
+      ModelLatency: {
+        Namespace: 'AWS/SageMaker',
+        MetricName: 'ModelLatency',
+        Dimensions: [endpoint, variant],
+        ExtendedStatistic: 'p90',
+        Threshold: 2_000_000, // 2000 ms in microseconds
+        EvaluationPeriods: 3,
+      },
+      // ml.c5.xlarge has 4 vCPUs; CPUUtilization is their sum (0-400%).
+      EndpointCpu: {
+        Namespace: '/aws/sagemaker/Endpoints',
+        MetricName: 'CPUUtilization',
+        Dimensions: [endpoint, variant],
+        Statistic: 'Average',
+        Threshold: 360,
+        EvaluationPeriods: 3,
+      },
+      EndpointMemory: {
+        Namespace: '/aws/sagemaker/Endpoints',
+        MetricName: 'MemoryUtilization',
+        Dimensions: [endpoint, variant],
+        Statistic: 'Average',
+        Threshold: 90,
+        EvaluationPeriods: 3,
+      },
+      Api5xx: {
+        Namespace: 'AWS/ApiGateway',
+        MetricName: '5XXError',
+        Dimensions: api,
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      },
+      ApiLatency: {
+        Namespace: 'AWS/ApiGateway',
+        MetricName: 'Latency',
+        Dimensions: api,
+        ExtendedStatistic: 'p90',
+        Threshold: 5000,
+        EvaluationPeriods: 3,
+      },
+      Predict5xxResponses: {
+        Namespace: 'BrainTumor/Predict',
+        MetricName: 'Responses',
+        Dimensions: [
+          { Name: 'FunctionName', Value: { Ref: handlerId } },
+          { Name: 'StatusClass', Value: '5xx' },
+        ],
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      },
+    };
+    for (const [id, props] of Object.entries(expected)) {
+      expect(alarm(id), id).toMatchObject({ Period: 300, TreatMissingData: 'notBreaching', ...props });
+    }
+  });
+
+  it('dashboard: API, predict responses by status class, endpoint and training graphs', () => {
+    const [, dashboard] = only('AWS::CloudWatch::Dashboard');
+    const body = joinTokens(dashboard.Properties.DashboardBody);
+    for (const text of [
+      '"AWS/ApiGateway","Count"',
+      '"AWS/ApiGateway","4XXError"',
+      '"AWS/ApiGateway","5XXError"',
+      '"AWS/ApiGateway","Latency"',
+      '"BrainTumor/Predict","Responses","FunctionName","TOKEN","StatusClass","2xx"',
+      '"StatusClass","4xx"',
+      '"StatusClass","5xx"',
+      '"AWS/SageMaker","Invocations"',
+      '"AWS/SageMaker","Invocation5XXErrors"',
+      '"AWS/SageMaker","ModelLatency"',
+      '"/aws/sagemaker/Endpoints","CPUUtilization"',
+      '"/aws/sagemaker/Endpoints","MemoryUtilization"',
+      '"AWS/Events","TriggeredRules"',
+    ]) {
+      expect(body).toContain(text);
+    }
+  });
+
+  it("logs: retention on SageMaker's own log groups and every other one; every function has its own group", () => {
+    const retentions = Object.values(resources('Custom::LogRetention')).map((r) => r.Properties);
+    const [, fn] = resource(s.template, 'AWS::Lambda::Function', 'ApiHandler');
+    const endpointName = fn.Properties.Environment.Variables.ENDPOINT_NAME;
+    const groupName = (r: { LogGroupName: unknown }) =>
+      typeof r.LogGroupName === 'string' ? r.LogGroupName : JSON.stringify(r.LogGroupName);
+    const byName = new Map(retentions.map((r) => [groupName(r), r]));
+    const endpointGroup =
+      typeof endpointName === 'string'
+        ? `/aws/sagemaker/Endpoints/${endpointName}`
+        : JSON.stringify({ 'Fn::Join': ['', ['/aws/sagemaker/Endpoints/', endpointName]] });
+    for (const name of ['/aws/sagemaker/TrainingJobs', endpointGroup]) {
+      expect(byName.get(name), name).toMatchObject({ RetentionInDays: 30, RemovalPolicy: 'retain' });
+    }
+    for (const [id, group] of Object.entries(resources('AWS::Logs::LogGroup'))) {
+      expect(group.Properties.RetentionInDays, id).toBe(30);
+    }
+    // A function without a log group of its own writes to /aws/lambda/<name>, which never expires.
+    for (const [id, f] of Object.entries(resources('AWS::Lambda::Function'))) {
+      expect(f.Properties.LoggingConfig?.LogGroup, id).toEqual({ Ref: expect.any(String) });
+    }
   });
 
   it('outputs: API URL, API key id, bucket, endpoint, training job', () => {

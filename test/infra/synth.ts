@@ -45,13 +45,15 @@ export async function synth(context: Record<string, unknown>): Promise<Synth> {
 
 /**
  * The template with everything that changes when code (not infrastructure) changes replaced:
- * asset hashes (Lambda bundles, the container image) and the job-name digest, which includes
- * the image's hash.
+ * asset hashes (Lambda bundles, the container image), the job-name digest (training code) and
+ * the endpoint deployment's settings digest (the image's hash).
  */
 export function stableTemplate(template: Template): unknown {
   const json = JSON.stringify(template.toJSON(), null, 1)
     .replace(/[0-9a-f]{64}/g, '<asset-hash>')
-    .replace(/braintumordetection-[0-9a-f]{20}/g, 'braintumordetection-<job-digest>');
+    .replace(/braintumordetection-[0-9a-f]{20}/g, 'braintumordetection-<job-digest>')
+    // The endpoint deployment's trigger hashes the image asset hash too.
+    .replace(/"Settings": "[0-9a-f]{20}"/g, '"Settings": "<settings-digest>"');
   return JSON.parse(json);
 }
 

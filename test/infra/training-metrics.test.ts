@@ -35,4 +35,19 @@ describe('training metric definitions', () => {
     expect(metric('train:accuracy', line)).toBe('0.1');
     expect(metric('validation:accuracy', line)).toBe('0.3');
   });
+
+  it('read the test lines: accuracy apart from balanced and leak-free accuracy, and each recall', () => {
+    const test =
+      'test: accuracy=0.7081 balanced_accuracy=0.7057 leak_free_accuracy=0.2469 (n=81 of 394) lookup_accuracy=0.7843 leak_free_lookup_accuracy=0.2840';
+    expect(metric('test:accuracy', test)).toBe('0.7081');
+    expect(metric('test:balanced_accuracy', test)).toBe('0.7057');
+    expect(metric('test:leak_free_accuracy', test)).toBe('0.2469');
+    const recall = 'test_recall: glioma=0.2700 meningioma=0.7800 notumor=1.0000 pituitary=0.7700';
+    expect(metric('test:recall:glioma', recall)).toBe('0.2700');
+    expect(metric('test:recall:meningioma', recall)).toBe('0.7800');
+    expect(metric('test:recall:notumor', recall)).toBe('1.0000');
+    expect(metric('test:recall:pituitary', recall)).toBe('0.7700');
+    expect(metric('test:accuracy', LINE)).toBeUndefined();
+    expect(metric('test:recall:glioma', test)).toBeUndefined();
+  });
 });

@@ -31,12 +31,11 @@ describe('apiAuth=iam, data capture on, spot off', () => {
   });
 
   it('captures a sample of requests to the bucket, and the model role may write only there', () => {
-    s.template.hasResourceProperties('AWS::SageMaker::EndpointConfig', {
-      DataCaptureConfig: Match.objectLike({ EnableCapture: true, InitialSamplingPercentage: 20 }),
-    });
-    const [, config] = resource(s.template, 'AWS::SageMaker::EndpointConfig');
-    const destination = joinTokens(config.Properties.DataCaptureConfig.DestinationS3Uri);
-    expect(destination).toBe('s3://TOKEN/data-capture/');
+    // The deployment's Prepare step creates each endpoint config with this DataCaptureConfig.
+    const [, prepare] = resource(s.template, 'AWS::Lambda::Function', 'EndpointPrepare');
+    const capture = JSON.parse(joinTokens(prepare.Properties.Environment.Variables.DATA_CAPTURE));
+    expect(capture).toMatchObject({ EnableCapture: true, InitialSamplingPercentage: 20 });
+    expect(capture.DestinationS3Uri).toBe('s3://TOKEN/data-capture/');
     const writes = Object.entries(s.template.findResources('AWS::IAM::Policy'))
       .filter(([id]) => id.startsWith('EndpointModelRole'))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement)
@@ -45,11 +44,12 @@ describe('apiAuth=iam, data capture on, spot off', () => {
     expect(joinTokens(writes[0].Resource)).toBe('TOKEN/data-capture/*');
   });
 
-  it('on-demand training carries no MaxWait', () => {
-    const [, cr] = resource(s.template, 'Custom::SageMakerTrainingJob');
-    const req = JSON.parse(joinTokens(cr.Properties.Request));
-    expect(req.EnableManagedSpotTraining).toBe(false);
-    expect(req.StoppingCondition).toEqual({ MaxRuntimeInSeconds: 2700 });
+  it('on-demand training carries no MaxWait, and the trainer stops 10 minutes before MaxRuntime', () => {
+    const [, sm] = resource(s.template, 'AWS::StepFunctions::StateMachine', 'TrainingStateMachine');
+    const train = JSON.parse(joinTokens(sm.Properties.DefinitionString)).States.Train.Parameters;
+    expect(train.EnableManagedSpotTraining).toBe(false);
+    expect(train.StoppingCondition).toEqual({ MaxRuntimeInSeconds: 2700 });
+    expect(train.HyperParameters.time_limit_minutes).toBe('35');
   });
 
   it('stays cdk-nag clean', () => {
@@ -71,8 +71,9 @@ describe('no dataset', () => {
     const config = { ...parseConfig({}), datasetDir: '/nonexistent/dataset' };
     const stack = new BrainTumorStack(app, 'NoData', { config });
     const template = Template.fromStack(stack);
-    template.resourceCountIs('AWS::SageMaker::Endpoint', 0);
-    template.resourceCountIs('Custom::SageMakerTrainingJob', 0);
+    template.resourceCountIs('Custom::ModelEndpoint', 0);
+    template.resourceCountIs('Custom::TrainingExecution', 0);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
     template.resourceCountIs('AWS::ApiGateway::RestApi', 0);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(['AlarmTopicArn', 'BucketName']);

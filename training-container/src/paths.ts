@@ -6,6 +6,9 @@ import path from 'node:path';
  */
 export const OPT_ML_ENV = 'OPT_ML_ROOT';
 
+/** The input channels the trainer reads: images to train on, and the optional evaluation set. */
+export const CHANNELS = { train: 'train', test: 'test' } as const;
+
 export interface OptMlPaths {
   root: string;
   hyperparameters: string;
