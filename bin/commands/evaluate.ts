@@ -1,9 +1,8 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
-import * as tar from 'tar';
+import { resolveModel } from '../../lib/pipeline/model-location.ts';
 import { evaluateFolder } from '../../training-container/src/evaluate/evaluate-folder.ts';
 import type { LookupScore } from '../../training-container/src/evaluate/lookup-baseline.ts';
 import type { Metrics } from '../../training-container/src/evaluate/metrics.ts';
@@ -66,8 +65,8 @@ export function register(program: Command): void {
       'score a trained model on an image folder: accuracy, balanced accuracy, per-class table, confusion matrix',
     )
     .requiredOption(
-      '--model <dir>',
-      'model folder (model.json, weights.bin, preprocessing.json) or a model.tar.gz',
+      '--model <path>',
+      'model folder (model.json, weights.bin, preprocessing.json), the folder `train --out` wrote, or a model.tar.gz',
     )
     .requiredOption(
       '--data <dir>',
@@ -87,7 +86,10 @@ export function register(program: Command): void {
         json?: string;
         engine: (typeof ENGINES)[number];
       }) => {
-        const { dir: modelDir, cleanup } = await modelFolder(opts.model);
+        const { dir: modelDir, cleanup } = await resolveModel(opts.model);
+        // Ctrl-C: exit, which removes a model.tar.gz's temporary folder (resolveModel's exit hook).
+        for (const signal of ['SIGINT', 'SIGTERM'] as const)
+          process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
         const bar = process.stdout.isTTY
           ? new cliProgress.SingleBar(
               { format: '{phase} [{bar}] {value}/{total}' },
@@ -129,14 +131,4 @@ export function register(program: Command): void {
         }
       },
     );
-}
-
-/** Accepts a model folder or the model.tar.gz that `train` and SageMaker produce. */
-async function modelFolder(model: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const info = await stat(model).catch(() => undefined);
-  if (!info) throw new Error(`--model ${model}: no such file or folder`);
-  if (info.isDirectory()) return { dir: model, cleanup: async () => {} };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'brain-tumor-model-'));
-  await tar.x({ file: model, cwd: dir });
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -31,13 +31,19 @@ export function register(program: Command): void {
     .option('--serve-port <port>', 'serve (container) port', '8080')
     .option('--api-key <key>', 'API key clients must send (default: generated once, kept in the work folder)')
     .option('--exit', 'stop everything after the sample predictions instead of serving until Ctrl-C')
-    .option('--json', 'print a machine-readable summary as the last line')
+    .option(
+      '--json',
+      'print one machine-readable JSON summary on stdout; everything else (progress, logs) goes to stderr',
+    )
     .action(async (flags: LocalFlags) => {
       const { resolveDataDir } = await import('../../lib/pipeline/data-location.ts');
       const { runLocalPipeline } = await import('../../lib/pipeline/local.ts');
       const { formatPredictionTable } = await import('../../lib/local/predict-client.ts');
       const { LABELS } = await import('../../training-container/src/labels.ts');
       const dataDir = resolveDataDir(flags.data);
+      // With --json, stdout holds exactly one JSON document (`| jq` works): every other line,
+      // the training process's output and the API's log lines included, goes to stderr.
+      const say = flags.json ? console.error : console.log;
       const progress = progressBar();
       const run = await runLocalPipeline({
         dataDir,
@@ -50,23 +56,23 @@ export function register(program: Command): void {
         onProgress: progress.update,
         log: (line) => {
           progress.stop();
-          console.log(line);
+          say(line);
         },
+        processOutput: flags.json ? 'stderr' : 'stdout',
       });
       progress.stop();
-      console.log('\n== sample predictions through the API');
+      say('\n== sample predictions through the API');
       // Show where each sample came from (its class folder), not just its file name.
       const samples = run.samples.map((r) => ({ ...r, file: path.relative(dataDir, r.file) }));
-      console.log(formatPredictionTable(samples, LABELS, { fullPath: true }));
-      console.log(`   without the API key: HTTP ${run.unauthenticatedStatus}`);
-      console.log('\n== timings');
-      for (const t of run.timings)
-        console.log(`   ${t.phase.padEnd(10)} ${t.seconds.toFixed(1).padStart(7)} s`);
-      console.log('\n== ready');
-      console.log(`   API        ${run.predictUrl}`);
-      console.log(`   serve      ${run.serveUrl}`);
-      console.log(`   S3         ${run.s3Endpoint} (bucket brain-tumor-local)`);
-      console.log(
+      say(formatPredictionTable(samples, LABELS, { fullPath: true }));
+      say(`   without the API key: HTTP ${run.unauthenticatedStatus}`);
+      say('\n== timings');
+      for (const t of run.timings) say(`   ${t.phase.padEnd(10)} ${t.seconds.toFixed(1).padStart(7)} s`);
+      say('\n== ready');
+      say(`   API        ${run.predictUrl}`);
+      say(`   serve      ${run.serveUrl}`);
+      say(`   S3         ${run.s3Endpoint} (bucket brain-tumor-local)`);
+      say(
         `   try: curl -s -H 'x-api-key: ${run.apiKey}' -H 'content-type: image/jpeg' --data-binary @IMAGE.jpg ${run.predictUrl}`,
       );
       if (flags.json) {
@@ -86,13 +92,13 @@ export function register(program: Command): void {
         await run.close();
         return;
       }
-      console.log('   Ctrl-C stops everything.');
+      say('   Ctrl-C stops everything.');
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
-      console.log('\nstopping...');
+      say('\nstopping...');
       await run.close();
     });
 }

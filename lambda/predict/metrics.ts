@@ -2,9 +2,12 @@
  * The predict handler's one custom metric, `Responses` (Count) by status class, published in
  * CloudWatch Embedded Metric Format (EMF): the fields ride on the handler's structured log line
  * for that request, and CloudWatch Logs turns them into a metric. No extra log line, no SDK call,
- * no extra dependency; in local mode the line goes to stdout/stderr exactly as before.
+ * no extra dependency. In Lambda the line goes to stdout (the log); in local mode, where the
+ * handler runs inside the CLI, the same line goes to stderr (StderrLogger in lib/local/api.ts).
  *
  * The alarm and dashboard in lib/alarms.ts and lib/dashboard.ts read the same names from here.
+ * The fields never carry the prediction (no label dimension): with LOG_PREDICTIONS=false (the
+ * strict configuration) the log line, EMF included, says nothing about the scan's class.
  */
 
 export const METRICS_NAMESPACE = 'BrainTumor/Predict';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { acceptRawBodies } from '../../training-container/src/serve/body-limit.ts';
 import { LAMBDA_SYNC_PAYLOAD_BYTES, mediaType } from '../../training-container/src/serve/contract.ts';
 
 /**
@@ -67,9 +68,10 @@ export async function startApiGateway(options: ApiGatewayAdapterOptions): Promis
   const integrationTimeoutMs = options.integrationTimeoutMs ?? 29_000;
   const lambdaTimeoutMs = options.lambdaTimeoutMs ?? 28_000;
   const maxEventBytes = options.maxEventBytes ?? LAMBDA_SYNC_PAYLOAD_BYTES;
-  const app = Fastify({ logger: false, bodyLimit: options.maxBodyBytes ?? 10 * 1024 * 1024 });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  const bodyLimit = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const app = Fastify({ logger: false, bodyLimit });
+  // Raw bytes; an oversized body is read to its end before the 413, so every client can read it.
+  acceptRawBodies(app, { limit: bodyLimit });
 
   const gatewayError = (reply: FastifyReply, status: number, type: string, message: string) =>
     reply

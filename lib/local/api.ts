@@ -1,4 +1,5 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
+import { Logger, type LogItem } from '@aws-lambda-powertools/logger';
+import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { createHandler } from '../../lambda/predict/handler.ts';
 import { startApiGateway } from './api-gateway-adapter.ts';
@@ -15,7 +16,10 @@ export interface LocalApiOptions {
   apiKey?: string;
   /** Endpoint name the handler invokes and the emulator knows; default 'brain-tumor-local'. */
   endpointName?: string;
-  /** The handler's logger; default its own (JSON lines on stdout, as in Lambda). */
+  /**
+   * The handler's logger; default a `StderrLogger`: the same JSON lines as in Lambda, on stderr,
+   * so that stdout stays free for a command's own output (`brain-tumor local --json`).
+   */
   logger?: Logger;
 }
 
@@ -27,6 +31,23 @@ export interface LocalApi {
   /** Base URL of the SageMaker-Runtime emulator the handler's SDK client talks to. */
   emulatorUrl: string;
   close: () => Promise<void>;
+}
+
+/**
+ * The predict handler's logger in local mode. In Lambda, stdout is the log and the handler's own
+ * logger writes its JSON lines there; in local mode the handler runs in-process in a CLI whose
+ * stdout belongs to the command (`local --json` prints exactly one JSON document), so the same
+ * lines, EMF metric fields included, go to stderr. The Lambda's own logger is unchanged.
+ */
+export class StderrLogger extends Logger {
+  protected override printLog(_logLevel: number, log: LogItem): void {
+    log.prepareForPrint();
+    process.stderr.write(`${JSON.stringify(log.getAttributes(), this.getJsonReplacer())}\n`);
+  }
+
+  protected override createLogger(options?: ConstructorOptions): Logger {
+    return new StderrLogger(options);
+  }
 }
 
 /**
@@ -44,7 +65,8 @@ export async function startApi(options: LocalApiOptions): Promise<LocalApi> {
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 25_000 },
   });
-  const handler = createHandler({ client, endpointName, logger: options.logger });
+  const logger = options.logger ?? new StderrLogger({ serviceName: 'brain-tumor-predict' });
+  const handler = createHandler({ client, endpointName, logger });
   let gateway: Awaited<ReturnType<typeof startApiGateway>>;
   try {
     gateway = await startApiGateway({ handler, port: options.port ?? 3000, host, apiKey: options.apiKey });

@@ -53,6 +53,11 @@ export interface LocalPipelineOptions {
   log?: (line: string) => void;
   /** Receives (done, total) for long transfers, e.g. to drive a progress bar. */
   onProgress?: (phase: string, done: number, total: number) => void;
+  /**
+   * Where the training process's output goes: 'stdout' (default) or 'stderr', which keeps stdout
+   * free for one machine-readable result (`local --json`). The API's log lines always go to stderr.
+   */
+  processOutput?: 'stdout' | 'stderr';
 }
 
 export interface PhaseTiming {
@@ -129,8 +134,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     });
 
     // Named by the resolved hyperparameters (profile values included), so a changed profile trains anew.
-    const resolved = parseHyperparameters(hyperparameters);
-    const jobName = `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(resolved)))}`;
+    const jobName = localJobName(dataHash, hyperparameters);
     const modelKey = `jobs/${jobName}/output/model.tar.gz`;
     const evaluationKey = `jobs/${jobName}/output/data/evaluation.json`;
     const jobDir = path.join(work, 'jobs', jobName);
@@ -168,6 +172,7 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
           test: hasTest ? path.join(channels, 'test') : undefined,
           out: path.join(jobDir, 'result'),
           hyperparameters,
+          output: options.processOutput,
         });
         await uploadFile(s3.client, LOCAL_BUCKET, modelKey, result.modelTarball);
         for (const file of await readdir(result.outputDir)) {
@@ -245,6 +250,16 @@ export async function runLocalPipeline(options: LocalPipelineOptions): Promise<L
     await close();
     throw err;
   }
+}
+
+/**
+ * The local training job's name for a dataset and hyperparameters: named by the resolved
+ * hyperparameters (profile values included), so a changed profile trains anew and the same ones
+ * reuse `jobs/<name>/output/model.tar.gz`.
+ */
+export function localJobName(dataHash: string, hyperparameters: Record<string, string>): string {
+  const resolved = parseHyperparameters({ profile: 'quick', ...hyperparameters });
+  return `local-${dataHash}-${shortHash(JSON.stringify(sortKeys(resolved)))}`;
 }
 
 /** One image per class from Testing (else Training), for the sample predictions. */

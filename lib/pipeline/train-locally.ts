@@ -21,6 +21,8 @@ export interface LocalTrainingOptions {
   profile?: Profile;
   /** Hyperparameter overrides, as SageMaker would pass them (strings). */
   hyperparameters?: Record<string, string>;
+  /** Where the `train` process's stdout goes: ours (default) or our stderr (keeps stdout for a result). */
+  output?: 'stdout' | 'stderr';
 }
 
 export interface LocalTrainingResult {
@@ -71,7 +73,7 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
     await mkdir(path.join(out, 'checkpoints'), { recursive: true });
     await symlink(path.join(out, 'checkpoints'), paths.checkpoints, 'dir');
 
-    const code = await runContainerTrain(root);
+    const code = await runContainerTrain(root, options.output ?? 'stdout');
     if (code !== 0) {
       const failure = await readFile(paths.failure, 'utf8').catch(() => '');
       if (code === 143)
@@ -101,11 +103,11 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
 }
 
 /** `main.ts train` with OPT_ML_ROOT, output streamed to ours; Ctrl-C lets it checkpoint first. */
-function runContainerTrain(root: string): Promise<number> {
+function runContainerTrain(root: string, output: 'stdout' | 'stderr'): Promise<number> {
   const child = spawn(process.execPath, ['--import', 'tsx', CONTAINER_MAIN, 'train'], {
     cwd: REPO,
     env: { ...process.env, OPT_ML_ROOT: root },
-    stdio: 'inherit',
+    stdio: output === 'stderr' ? ['inherit', 2, 'inherit'] : 'inherit',
   });
   // The terminal sends Ctrl-C to the child too; we only keep running until it has saved.
   const forward = (signal: NodeJS.Signals) => child.kill(signal);

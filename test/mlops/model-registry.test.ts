@@ -5,8 +5,13 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { decideApproval, evaluationFromMetrics } from '../../lambda/model-registry/gate.ts';
+import {
+  decideApproval,
+  evaluationFromMetrics,
+  evaluationFromReport,
+} from '../../lambda/model-registry/gate.ts';
 import { handler } from '../../lambda/model-registry/register.ts';
+import { approvalLine } from '../../lib/pipeline/local.ts';
 import { RECALL_LABELS } from '../../lib/training-metrics.ts';
 
 const THRESHOLDS = { accuracy: 0.8, leakFreeAccuracy: 0.4, classRecall: 0.5 };
@@ -47,6 +52,32 @@ describe('approval gate', () => {
     expect(decision.status).toBe('PendingManualApproval');
     expect(decision.reasons).toContain('Testing accuracy was not reported');
     expect(decision.reasons).toContain('pituitary recall was not reported');
+  });
+});
+
+describe('local mode', () => {
+  it("reads evaluation.json the way the registry reads SageMaker's metrics, and says what the gate would decide", () => {
+    const report = {
+      overall: {
+        accuracy: 0.708,
+        balancedAccuracy: 0.7,
+        perClass: Object.fromEntries(
+          RECALL_LABELS.map((l, i) => [l, { recall: [0.33, 0.79, 0.98, 0.7][i] }]),
+        ),
+      },
+      leakFree: { accuracy: 0.259 },
+    };
+    expect(evaluationFromReport(report, RECALL_LABELS)).toEqual(
+      evaluationFromMetrics(
+        metrics(0.708, 0.259, [0.33, 0.79, 0.98, 0.7]).map((m) =>
+          m.MetricName === 'test:balanced_accuracy' ? { ...m, Value: 0.7 } : m,
+        ),
+        RECALL_LABELS,
+      ),
+    );
+    expect(approvalLine(report)).toBe(
+      'approval gate (as the AWS model registry would decide): PendingManualApproval (Testing accuracy 70.8% < 80.0%; leak-free accuracy 25.9% < 40.0%; glioma recall 33.0% < 50.0%)',
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
+import { acceptRawBodies } from './body-limit.ts';
 import { ClientError, errorBody, MAX_BODY_BYTES, MAX_INSTANCES } from './contract.ts';
 import { decodeRequest } from './decode-request.ts';
 import { Predictor } from './predictor.ts';
@@ -81,9 +82,9 @@ export function buildServer(options: ServerOptions): ServeApp {
   });
 
   // Every body arrives as raw bytes: the route decides by content type, so a bad JSON body or an
-  // unknown type becomes our own 4xx error rather than the framework's.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // unknown type becomes our own 4xx error rather than the framework's. An oversized body is read
+  // to its end before the 413, so that every client can read the answer (body-limit.ts).
+  acceptRawBodies(app, { limit: options.maxBodyBytes ?? MAX_BODY_BYTES });
 
   app.get('/ping', async (_req, reply) => {
     if (predictor) return reply.code(200).send({ status: 'ok', modelVersion: predictor.config.modelVersion });
