@@ -6,8 +6,8 @@ import { inspectDataset } from './dataset-delivery.ts';
 
 /**
  * Builds the whole app from its context: validated config, dataset hash (streamed once), the
- * stack, and cdk-nag's AWS Solutions checks (synth fails on any unacknowledged finding).
- * bin/app.ts and the tests both call this.
+ * stack, and cdk-nag's AWS Solutions checks, plus its HIPAA Security checks for the strict
+ * configuration (synth fails on any unacknowledged finding). bin/app.ts and the tests both call this.
  */
 export async function buildApp(app: App): Promise<BrainTumorStack> {
   const config = parseConfig(app.node.getAllContext());
@@ -18,5 +18,10 @@ export async function buildApp(app: App): Promise<BrainTumorStack> {
   Validations.of(app).addPlugins(
     new cdkNag.AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }),
   );
+  if (config.strict) {
+    Validations.of(app).addPlugins(
+      new cdkNag.HIPAASecurityChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }),
+    );
+  }
   return stack;
 }

@@ -103,14 +103,17 @@ export const ConfigSchema = z
     dataCapture: bool.default(false),
     dataCaptureSamplePercent: int(1, 100).default(100),
 
-    /** `apiKey`: API key + usage plan; `iam`: SigV4-signed requests. */
-    apiAuth: z.enum(['apiKey', 'iam']).default('apiKey'),
+    /** `apiKey`: API key + usage plan; `iam`: SigV4-signed requests. Default `apiKey`; `strict` forces `iam`. */
+    apiAuth: z.enum(['apiKey', 'iam']).optional(),
     apiRateLimit: z.coerce.number().positive().default(10),
     apiBurstLimit: int(0, 5000).default(20),
     apiQuotaPerDay: int(1, 100_000_000).default(10_000),
     apiIntegrationTimeoutSeconds: int(4, 29).default(29),
-    /** Origins allowed by CORS (JSON array or comma-separated). */
-    corsAllowOrigins: jsonOr(z.array(z.string().min(1)).min(1)).default(['*']),
+    /**
+     * Origins allowed by CORS (JSON array or comma-separated). Default `*`; with `strict`, none
+     * (no CORS headers) unless listed, and `*` is refused.
+     */
+    corsAllowOrigins: jsonOr(z.array(z.string().min(1)).min(1)).optional(),
 
     /** E-mail address subscribed to the alarm topic; none if unset. */
     alarmEmail: z.email().optional(),
@@ -139,6 +142,13 @@ export const ConfigSchema = z
      * nothing is left behind.
      */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+    /**
+     * The HIPAA-minded configuration: customer-managed KMS keys (bucket, training volume and
+     * output, endpoint storage, data capture, every log group), training and endpoint in an
+     * isolated VPC with VPC endpoints, SigV4 auth, no `*` CORS, no prediction and no caller IP in
+     * logs, and cdk-nag's HIPAA Security pack on synth. See docs/infrastructure.md.
+     */
+    strict: bool.default(false),
   })
   .superRefine((c, ctx) => {
     if (c.trainingUseSpot && c.trainingMaxWaitMinutes < c.trainingMaxRuntimeMinutes) {
@@ -146,6 +156,20 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['trainingMaxWaitMinutes'],
         message: `must be >= trainingMaxRuntimeMinutes (${c.trainingMaxRuntimeMinutes}) for spot training`,
+      });
+    }
+    if (c.strict && c.apiAuth === 'apiKey') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['apiAuth'],
+        message: 'strict requires IAM (SigV4) auth: leave apiAuth unset or set it to iam',
+      });
+    }
+    if (c.strict && c.corsAllowOrigins?.includes('*')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['corsAllowOrigins'],
+        message: "strict refuses '*': list the allowed origins, or leave it unset for no CORS",
       });
     }
     if (c.endpointMaxInstances < c.endpointMinInstances) {
@@ -157,9 +181,16 @@ export const ConfigSchema = z
     }
   });
 
-export type AppConfig = Omit<z.output<typeof ConfigSchema>, 'bucketRemovalPolicy'> & {
+export type AppConfig = Omit<
+  z.output<typeof ConfigSchema>,
+  'bucketRemovalPolicy' | 'apiAuth' | 'corsAllowOrigins'
+> & {
   /** The data bucket's removal policy: bucketRemovalPolicy when given, else removalPolicy. */
   bucketRemovalPolicy: 'retain' | 'destroy';
+  /** apiAuth when given, else `iam` with strict and `apiKey` without. */
+  apiAuth: 'apiKey' | 'iam';
+  /** corsAllowOrigins when given, else `*`, or none (empty: no CORS headers) with strict. */
+  corsAllowOrigins: string[];
   /** Absolute dataset folder. */
   datasetDir: string;
   /** True when datasetPath was not given (a missing default folder is a warning, not an error). */
@@ -196,6 +227,8 @@ export function parseConfig(context: Record<string, unknown>): AppConfig {
   return {
     ...parsed.data,
     bucketRemovalPolicy: parsed.data.bucketRemovalPolicy ?? parsed.data.removalPolicy,
+    apiAuth: parsed.data.apiAuth ?? (parsed.data.strict ? 'iam' : 'apiKey'),
+    corsAllowOrigins: parsed.data.corsAllowOrigins ?? (parsed.data.strict ? [] : ['*']),
     datasetDir,
     datasetIsDefault: parsed.data.datasetPath === undefined,
   };

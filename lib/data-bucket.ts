@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { suppress } from './nag.ts';
@@ -8,6 +9,12 @@ export interface DataBucketProps {
   readonly removalPolicy?: 'retain' | 'destroy';
   /** Days a noncurrent object version is kept before expiry. @default 90 */
   readonly noncurrentVersionDays?: number;
+  /**
+   * A customer-managed key (the strict configuration): the data bucket is SSE-KMS with an S3
+   * Bucket Key (fewer KMS calls), and the access-log bucket, which S3 allows SSE-S3 only, is
+   * versioned. @default SSE-S3 for both
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -25,12 +32,18 @@ export class DataBucket extends Construct {
       removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       autoDeleteObjects: destroy,
     };
+    const key = props.encryptionKey;
     this.accessLogs = new s3.Bucket(this, 'AccessLogs', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
+      lifecycleRules: [
+        key
+          ? { expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(1) }
+          : { expiration: Duration.days(365) },
+      ],
+      ...(key ? { versioned: true } : {}),
       ...removal,
     });
     suppress(this.accessLogs, [
@@ -40,7 +53,9 @@ export class DataBucket extends Construct {
       },
     ]);
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
+      ...(key
+        ? { encryption: s3.BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true }
+        : { encryption: s3.BucketEncryption.S3_MANAGED }),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       versioned: true,

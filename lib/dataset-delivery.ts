@@ -6,6 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { arnRef, suppress } from './nag.ts';
+import type { SageMakerNetwork } from './network.ts';
 import { hashDataset, listDatasetFiles } from './storage/dataset-files.ts';
 
 /** A dataset folder as seen at synth time. */
@@ -47,6 +48,11 @@ export interface DatasetDeliveryProps {
   /** Sub-folder used as the `test` channel. @default 'Testing' */
   readonly testDir?: string;
   readonly logRetentionDays: number;
+  /**
+   * Run the upload handler in this VPC (strict): it copies the images from the CDK asset bucket
+   * to the data bucket through the S3 gateway endpoint. @default outside any VPC
+   */
+  readonly network?: SageMakerNetwork;
 }
 
 /**
@@ -83,8 +89,26 @@ export class DatasetDelivery extends Construct {
       memoryLimit: 2048,
       ephemeralStorageSize: Size.gibibytes(10),
       logGroup: new logs.LogGroup(this, 'UploadLogs', { retention: props.logRetentionDays }),
+      ...(props.network ? { vpc: props.network.vpc, vpcSubnets: { subnets: props.network.subnets } } : {}),
     });
-    suppressBucketDeploymentFindings(Stack.of(this), props.bucket);
+    // In the VPC the handler reaches S3 only through the gateway endpoint (a child of the VPC).
+    if (props.network) this.deployment.node.addDependency(props.network.vpc);
+    suppressBucketDeploymentFindings(Stack.of(this), props.bucket, props.network !== undefined);
+    if (props.bucket.encryptionKey) {
+      const handler = Stack.of(this).node.children.find((c) =>
+        c.node.id.startsWith('Custom::CDKBucketDeployment'),
+      );
+      if (handler) {
+        suppress(handler, [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              "CDK BucketDeployment handler writing to the SSE-KMS data bucket (strict): aws-cdk-lib's bucket grant adds kms:GenerateDataKey*/ReEncrypt* on the data key only.",
+            findings: ['Action::kms:GenerateDataKey*', 'Action::kms:ReEncrypt*'],
+          },
+        ]);
+      }
+    }
   }
 }
 
@@ -93,7 +117,7 @@ function escapeGlob(file: string): string {
 }
 
 /** The upload handler is a CDK-owned singleton Lambda; its findings are acknowledged once per stack. */
-function suppressBucketDeploymentFindings(stack: Stack, bucket: s3.IBucket): void {
+function suppressBucketDeploymentFindings(stack: Stack, bucket: s3.IBucket, inVpc: boolean): void {
   const handler = stack.node.children.find((c) => c.node.id.startsWith('Custom::CDKBucketDeployment'));
   if (!handler) return;
   const qualifier = stack.synthesizer.bootstrapQualifier ?? 'hnb659fds';
@@ -104,6 +128,18 @@ function suppressBucketDeploymentFindings(stack: Stack, bucket: s3.IBucket): voi
         'CDK BucketDeployment handler: AWSLambdaBasicExecutionRole only lets it write its own CloudWatch logs.',
       findings: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
     },
+    ...(inVpc
+      ? [
+          {
+            id: 'AwsSolutions-IAM4',
+            reason:
+              'CDK BucketDeployment handler in the VPC (strict): AWSLambdaVPCAccessExecutionRole only lets Lambda manage its network interfaces there.',
+            findings: [
+              'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
+            ],
+          },
+        ]
+      : []),
     {
       id: 'AwsSolutions-IAM5',
       reason:

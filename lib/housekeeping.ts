@@ -34,6 +34,13 @@ export interface SageMakerLogRetentionProps {
   readonly endpointName?: string;
   /** Set retention on `/aws/sagemaker/TrainingJobs`. @default true */
   readonly trainingJobs?: boolean;
+  /**
+   * Strict: the endpoint's group is created by the stack as a log group encrypted with this key
+   * (SageMaker then writes into it) rather than given retention after SageMaker creates it. The
+   * account-wide TrainingJobs group is shared with every other job and keeps SageMaker's
+   * encryption. @default undefined
+   */
+  readonly endpointEncryptionKey?: kms.IKey;
 }
 
 /**
@@ -46,7 +53,7 @@ export interface SageMakerLogRetentionProps {
  */
 export class SageMakerLogRetention extends Construct {
   readonly trainingJobs?: logs.LogRetention;
-  readonly endpoint?: logs.LogRetention;
+  readonly endpoint?: logs.LogRetention | logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: SageMakerLogRetentionProps) {
     super(scope, id);
@@ -57,7 +64,14 @@ export class SageMakerLogRetention extends Construct {
     }
     if (props.endpointName !== undefined) {
       const name = endpointLogGroupName(props.endpointName);
-      this.endpoint = logRetention(this, 'Endpoint', name, retention, removal);
+      this.endpoint = props.endpointEncryptionKey
+        ? new logs.LogGroup(this, 'EndpointGroup', {
+            logGroupName: name,
+            retention,
+            encryptionKey: props.endpointEncryptionKey,
+            removalPolicy: removal === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+          })
+        : logRetention(this, 'Endpoint', name, retention, removal);
     }
   }
 }

@@ -5,6 +5,7 @@ import type * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -12,11 +13,17 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { grantDataKeyToExecutionRole, grantKeyForAwsResources } from './encryption.ts';
 import type { ModelRegistry } from './model-registry.ts';
 import { arnRef, suppress } from './nag.ts';
+import { grantSageMakerVpcAccess, type SageMakerNetwork } from './network.ts';
 import { nodeFunction } from './node-function.ts';
 import { suppressProviderFindings } from './provider-findings.ts';
-import { grantSageMakerBasics, STAR_ONLY_ACTIONS_REASON } from './sagemaker-role.ts';
+import {
+  grantSageMakerBasics,
+  STAR_ONLY_ACTIONS_REASON,
+  STAR_ONLY_ACTIONS_VPC_REASON,
+} from './sagemaker-role.ts';
 
 export interface ModelDeploymentProps {
   readonly bucket: s3.IBucket;
@@ -44,6 +51,14 @@ export interface ModelDeploymentProps {
   readonly logRetentionDays: number;
   /** DESTROY also deletes registered model packages on `cdk destroy`. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Customer-managed key (strict): the endpoint's storage volume (endpoint config `KmsKeyId`;
+   * not on instance types with local storage) and data capture (`DataCaptureConfig.KmsKeyId`).
+   * The Prepare Lambda gets it as KMS_KEY_ARN. @default AWS-managed
+   */
+  readonly encryptionKey?: kms.IKey;
+  /** Run the model in these subnets with this security group (CreateModel `VpcConfig`, strict). @default no VPC */
+  readonly network?: SageMakerNetwork;
 }
 
 /** Blue/green guardrails need the same variant name in the old and the new endpoint config. */
@@ -149,6 +164,16 @@ export class ModelDeployment extends Construct {
                 DestinationS3Uri: `s3://${props.bucket.bucketName}/${DATA_CAPTURE_PREFIX}`,
                 CaptureOptions: [{ CaptureMode: 'Input' }, { CaptureMode: 'Output' }],
               }),
+        // Strict only, so the default function's environment is unchanged.
+        ...(props.encryptionKey ? { KMS_KEY_ARN: props.encryptionKey.keyArn } : {}),
+        ...(props.network
+          ? {
+              VPC_CONFIG: stack.toJsonString({
+                Subnets: props.network.subnets.map((subnet) => subnet.subnetId),
+                SecurityGroupIds: [props.network.securityGroup.securityGroupId],
+              }),
+            }
+          : {}),
       },
     });
     prepareFn.addToRolePolicy(
@@ -176,6 +201,8 @@ export class ModelDeployment extends Construct {
       new iam.PolicyStatement({ actions: ['sagemaker:DescribeEndpoint'], resources: [this.endpointArn] }),
     );
     modelRole.grantPassRole(prepareFn.grantPrincipal);
+    // CreateEndpointConfig names the key; SageMaker may look it up as the caller.
+    if (props.encryptionKey) props.encryptionKey.grant(prepareFn, 'kms:DescribeKey');
 
     // The states.
     const prepare = new tasks.LambdaInvoke(this, 'PrepareStep', {
@@ -324,6 +351,8 @@ export class ModelDeployment extends Construct {
       timeout: Duration.hours(3),
     });
     this.grantScaling(this.stateMachine, stack);
+    // CreateEndpoint/UpdateEndpoint with a config that names a key: SageMaker creates a grant as the caller.
+    if (props.encryptionKey) grantKeyForAwsResources(props.encryptionKey, this.stateMachine);
 
     // Approve = deploy, reject = roll back: any approval change in the group redeploys the latest approved.
     new events.Rule(this, 'OnApprovalChange', {
@@ -461,6 +490,8 @@ export class ModelDeployment extends Construct {
           max: props.maxInstances,
           target: props.targetInvocationsPerInstance,
           capture: props.dataCaptureSamplePercent,
+          // Undefined (left out of the JSON) in the default configuration.
+          strict: props.encryptionKey || props.network ? true : undefined,
         }),
       )
       .digest('hex')
@@ -479,6 +510,8 @@ export class ModelDeployment extends Construct {
     });
     // Delete runs before the roles and functions it needs are gone.
     resource.node.addDependency(this.stateMachine, prepareFn, props.registry);
+    // In the VPC, the model reaches S3, ECR and CloudWatch only through its endpoints (children of the VPC).
+    if (props.network) resource.node.addDependency(props.network.vpc);
     suppress(fn.role as iam.Role, [
       {
         id: 'AwsSolutions-IAM5',
@@ -546,6 +579,10 @@ export class ModelDeployment extends Construct {
       );
     }
     grantSageMakerBasics(role, props.image, '/aws/sagemaker/Endpoints/*');
+    if (props.encryptionKey) {
+      grantDataKeyToExecutionRole(props.encryptionKey, role, props.dataCaptureSamplePercent !== undefined);
+    }
+    if (props.network) grantSageMakerVpcAccess(role, props.network);
     const prefixes =
       props.dataCaptureSamplePercent === undefined ? ['models/'] : ['models/', DATA_CAPTURE_PREFIX];
     suppress(role, [
@@ -555,7 +592,11 @@ export class ModelDeployment extends Construct {
           'The model reads any artifact under models/ (the artifact key holds the job name, known only after training) and writes data-capture/ objects whose names SageMaker chooses.',
         findings: prefixes.map((p) => `Resource::${arnRef(props.bucket)}/${p}*`),
       },
-      { id: 'AwsSolutions-IAM5', reason: STAR_ONLY_ACTIONS_REASON, findings: ['Resource::*'] },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: props.network ? STAR_ONLY_ACTIONS_VPC_REASON : STAR_ONLY_ACTIONS_REASON,
+        findings: ['Resource::*'],
+      },
       {
         id: 'AwsSolutions-IAM5',
         reason:

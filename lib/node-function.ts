@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -24,6 +25,12 @@ export interface NodeFunctionProps {
   readonly timeout?: Duration;
   /** @default 256 */
   readonly memorySize?: number;
+  /** Run in these subnets of a VPC with this security group (strict). @default outside any VPC */
+  readonly vpc?: {
+    readonly vpc: ec2.IVpc;
+    readonly subnets: ec2.ISubnet[];
+    readonly securityGroup: ec2.ISecurityGroup;
+  };
 }
 
 /**
@@ -40,6 +47,31 @@ export function nodeFunction(scope: Construct, id: string, props: NodeFunctionPr
     description: `${props.description} (Lambda execution role)`,
   });
   logGroup.grantWrite(role);
+  if (props.vpc) {
+    // What Lambda needs to attach the function to the VPC (AWSLambdaVPCAccessExecutionRole's
+    // actions); Lambda checks them on the role when the function is created, for resource `*`.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeSubnets',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: ['*'],
+      }),
+    );
+    suppress(role, [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          "Lambda manages the function's network interfaces in the VPC with these EC2 actions and checks them for resource * on the role (AWSLambdaVPCAccessExecutionRole grants the same).",
+        findings: ['Resource::*'],
+      },
+    ]);
+  }
   const fn = new NodejsFunction(scope, id, {
     entry: path.join(REPO_ROOT, props.entry),
     handler: 'handler',
@@ -53,6 +85,13 @@ export function nodeFunction(scope: Construct, id: string, props: NodeFunctionPr
     projectRoot: REPO_ROOT,
     depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
     environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+    ...(props.vpc
+      ? {
+          vpc: props.vpc.vpc,
+          vpcSubnets: { subnets: props.vpc.subnets },
+          securityGroups: [props.vpc.securityGroup],
+        }
+      : {}),
     bundling: {
       format: OutputFormat.ESM,
       target: 'node22',

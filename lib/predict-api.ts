@@ -1,5 +1,6 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -21,9 +22,24 @@ export interface PredictApiProps {
   readonly quotaPerDay?: number;
   /** API Gateway's limit for REST integrations is 29 s. @default Duration.seconds(29) */
   readonly integrationTimeout?: Duration;
-  /** @default ['*'] */
+  /** Empty: no CORS (no preflight method, no CORS headers). @default ['*'] */
   readonly corsAllowOrigins?: string[];
   readonly logRetentionDays: number;
+  /**
+   * `false` (strict): the handler leaves the predicted label out of its log line (env
+   * LOG_PREDICTIONS=false). @default true
+   */
+  readonly logPredictions?: boolean;
+  /** `false` (strict): the access log leaves out the caller's IP address. @default true */
+  readonly logCallerIp?: boolean;
+  /** X-Ray tracing on the stage (strict). @default false */
+  readonly tracing?: boolean;
+  /** Run the handler in the VPC (strict): it then reaches SageMaker through the VPC endpoint. @default outside */
+  readonly network?: {
+    readonly vpc: ec2.IVpc;
+    readonly subnets: ec2.ISubnet[];
+    readonly securityGroup: ec2.ISecurityGroup;
+  };
 }
 
 const CORS_HEADERS = ['Content-Type', 'X-Api-Key', 'Authorization', 'X-Amz-Date', 'X-Amz-Security-Token'];
@@ -55,7 +71,12 @@ export class PredictApi extends Construct {
       // One second less than API Gateway, so the Lambda can still answer with a clear error.
       timeout: Duration.seconds(Math.max(3, timeout.toSeconds() - 1)),
       memorySize: 512,
-      environment: { ENDPOINT_NAME: props.endpointName, CORS_ALLOW_ORIGIN: origins.join(',') },
+      environment: {
+        ENDPOINT_NAME: props.endpointName,
+        CORS_ALLOW_ORIGIN: origins.join(','),
+        ...(props.logPredictions === false ? { LOG_PREDICTIONS: 'false' } : {}),
+      },
+      ...(props.network ? { vpc: props.network } : {}),
     });
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sagemaker:InvokeEndpoint'], resources: [props.endpointArn] }),
@@ -73,21 +94,41 @@ export class PredictApi extends Construct {
       deployOptions: {
         stageName: 'prod',
         accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
+        accessLogFormat:
+          props.logCallerIp === false
+            ? // The standard fields but the source IP; the caller's identity stays (audit).
+              apigw.AccessLogFormat.jsonWithStandardFields({
+                caller: true,
+                httpMethod: true,
+                ip: false,
+                protocol: true,
+                requestTime: true,
+                resourcePath: true,
+                responseLength: true,
+                status: true,
+                user: true,
+              })
+            : apigw.AccessLogFormat.jsonWithStandardFields(),
+        ...(props.tracing ? { tracingEnabled: true } : {}),
         throttlingRateLimit: rateLimit,
         throttlingBurstLimit: burstLimit,
         metricsEnabled: true,
       },
-      defaultCorsPreflightOptions: {
-        allowOrigins: origins,
-        allowMethods: ['POST', 'OPTIONS'],
-        allowHeaders: CORS_HEADERS,
-        maxAge: Duration.hours(1),
-      },
+      ...(origins.length > 0
+        ? {
+            defaultCorsPreflightOptions: {
+              allowOrigins: origins,
+              allowMethods: ['POST', 'OPTIONS'],
+              allowHeaders: CORS_HEADERS,
+              maxAge: Duration.hours(1),
+            },
+          }
+        : {}),
     });
     // API Gateway's own rejections (bad key, throttled, invalid body) get the app's error shape
     // and CORS headers, so a browser client can read them.
     // A gateway response cannot echo the caller's origin: with several origins the first is sent.
+    // Without CORS origins they carry no CORS header.
     const corsOrigin = `'${origins.includes('*') ? '*' : origins[0]}'`;
     for (const [key, type] of [
       ['Default4xx', apigw.ResponseType.DEFAULT_4XX],
@@ -95,7 +136,7 @@ export class PredictApi extends Construct {
     ] as const) {
       this.api.addGatewayResponse(key, {
         type,
-        responseHeaders: { 'Access-Control-Allow-Origin': corsOrigin },
+        ...(origins.length > 0 ? { responseHeaders: { 'Access-Control-Allow-Origin': corsOrigin } } : {}),
         templates: {
           'application/json':
             '{"error":{"code":"$context.error.responseType","message":$context.error.messageString}}',

@@ -6,6 +6,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 export const STAR_ONLY_ACTIONS_REASON =
   'ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept only resource * (AWS design); PutMetricData is limited by a namespace condition.';
 
+/** The same, for a role that runs in the VPC (strict): the EC2 statements too. */
+export const STAR_ONLY_ACTIONS_VPC_REASON =
+  'ecr:GetAuthorizationToken, cloudwatch:PutMetricData (namespace-conditioned) and the EC2 Describe* calls SageMaker makes for VPC jobs and models accept only resource *; the network-interface actions are conditioned on this VPC (ec2:Vpc).';
+
 /**
  * What every SageMaker execution role of ours needs besides its S3 prefixes: pull our image,
  * write its own CloudWatch log groups (`logGroupPattern`, e.g. `/aws/sagemaker/Endpoints/*`),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ArnFormat, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -9,11 +10,18 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { DatasetDelivery } from './dataset-delivery.ts';
+import { grantDataKeyToExecutionRole, grantKeyForAwsResources } from './encryption.ts';
+import { hasInstanceStorage } from './instance-storage.ts';
 import type { ModelRegistry } from './model-registry.ts';
 import { arnRef, suppress } from './nag.ts';
+import { grantSageMakerVpcAccess, type SageMakerNetwork } from './network.ts';
 import { nodeFunction } from './node-function.ts';
 import { suppressProviderFindings } from './provider-findings.ts';
-import { grantSageMakerBasics, STAR_ONLY_ACTIONS_REASON } from './sagemaker-role.ts';
+import {
+  grantSageMakerBasics,
+  STAR_ONLY_ACTIONS_REASON,
+  STAR_ONLY_ACTIONS_VPC_REASON,
+} from './sagemaker-role.ts';
 import { TRAINING_METRIC_DEFINITIONS } from './training-metrics.ts';
 
 export interface TrainingPipelineProps {
@@ -42,6 +50,14 @@ export interface TrainingPipelineProps {
   readonly logRetentionDays: number;
   /** @default RemovalPolicy.RETAIN (log groups) */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Customer-managed key (strict): the job's output (`OutputDataConfig.KmsKeyId`) and its EBS
+   * volume (`ResourceConfig.VolumeKmsKeyId`; not on instance types with local storage, which
+   * SageMaker encrypts with the instance's hardware and refuses a key for). @default AWS-managed
+   */
+  readonly encryptionKey?: kms.IKey;
+  /** Run the job in these subnets with this security group (`VpcConfig`, strict). @default no VPC */
+  readonly network?: SageMakerNetwork;
 }
 
 /** Where SageMaker writes model.tar.gz (`models/<job>/output/`) and spot checkpoints. */
@@ -115,12 +131,17 @@ export class TrainingPipeline extends Construct {
       spot: useSpot,
       maxWait: useSpot ? maxWait.toSeconds() : 0,
       revision: props.revision ?? 0,
+      // A model trained under the strict settings (own key, VPC) is a new job; absent otherwise,
+      // so the default configuration's job names are unchanged.
+      ...(props.encryptionKey || props.network ? { strict: true } : {}),
     };
     const digest = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 20);
     this.jobName = `${this.jobNamePrefix}-${digest}`;
     this.role = this.createJobRole(props);
 
     const bucketUri = `s3://${props.bucket.bucketName}/`;
+    const key = props.encryptionKey;
+    const volumeKey = key && !hasInstanceStorage(instanceType) ? { VolumeKmsKeyId: key.keyArn } : {};
     const train = new sfn.CustomState(this, 'Train', {
       stateJson: {
         Type: 'Task',
@@ -139,8 +160,24 @@ export class TrainingPipeline extends Construct {
             channel(TRAIN_CHANNEL, props.dataset.trainUri),
             channel(TEST_CHANNEL, props.dataset.testUri),
           ],
-          OutputDataConfig: { S3OutputPath: `${bucketUri}${OUTPUT_PREFIX}` },
-          ResourceConfig: { InstanceType: instanceType, InstanceCount: 1, VolumeSizeInGB: volumeSizeGb },
+          OutputDataConfig: {
+            S3OutputPath: `${bucketUri}${OUTPUT_PREFIX}`,
+            ...(key ? { KmsKeyId: key.keyArn } : {}),
+          },
+          ResourceConfig: {
+            InstanceType: instanceType,
+            InstanceCount: 1,
+            VolumeSizeInGB: volumeSizeGb,
+            ...volumeKey,
+          },
+          ...(props.network
+            ? {
+                VpcConfig: {
+                  Subnets: props.network.subnets.map((subnet) => subnet.subnetId),
+                  SecurityGroupIds: [props.network.securityGroup.securityGroupId],
+                },
+              }
+            : {}),
           StoppingCondition: {
             MaxRuntimeInSeconds: maxRuntime.toSeconds(),
             ...(useSpot ? { MaxWaitTimeInSeconds: maxWait.toSeconds() } : {}),
@@ -220,6 +257,8 @@ export class TrainingPipeline extends Construct {
       }),
     );
     this.role.grantPassRole(stateMachine.role);
+    // CreateTrainingJob with a customer-managed key: SageMaker creates a grant for the volume as the caller.
+    if (props.encryptionKey) grantKeyForAwsResources(props.encryptionKey, stateMachine.role);
     suppress(stateMachine, [
       {
         id: 'AwsSolutions-IAM5',
@@ -286,6 +325,8 @@ export class TrainingPipeline extends Construct {
     });
     // The data must be in place and the role able to read it before the job starts.
     resource.node.addDependency(props.dataset.deployment, this.role);
+    // In the VPC, the job reaches S3, ECR and CloudWatch only through its endpoints (children of the VPC).
+    if (props.network) resource.node.addDependency(props.network.vpc);
   }
 
   private createJobRole(props: TrainingPipelineProps): iam.Role {
@@ -317,6 +358,8 @@ export class TrainingPipeline extends Construct {
       }),
     );
     grantSageMakerBasics(role, props.image, '/aws/sagemaker/TrainingJobs*');
+    if (props.encryptionKey) grantDataKeyToExecutionRole(props.encryptionKey, role, true);
+    if (props.network) grantSageMakerVpcAccess(role, props.network);
     const bucketArn = arnRef(props.bucket);
     suppress(role, [
       {
@@ -327,7 +370,11 @@ export class TrainingPipeline extends Construct {
           (p) => `Resource::${bucketArn}/${p}*`,
         ),
       },
-      { id: 'AwsSolutions-IAM5', reason: STAR_ONLY_ACTIONS_REASON, findings: ['Resource::*'] },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: props.network ? STAR_ONLY_ACTIONS_VPC_REASON : STAR_ONLY_ACTIONS_REASON,
+        findings: ['Resource::*'],
+      },
       {
         id: 'AwsSolutions-IAM5',
         reason:

@@ -10,6 +10,7 @@ import {
   SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
 import { z } from 'zod';
+import { hasInstanceStorage } from '../../lib/instance-storage.ts';
 
 /** One client per Lambda container; tests replace its `send` with aws-sdk-client-mock. */
 export const sagemaker = new SageMakerClient({});
@@ -25,6 +26,18 @@ const EnvSchema = z.object({
   INITIAL_INSTANCES: z.coerce.number().int().min(1),
   /** JSON of the endpoint config's DataCaptureConfig, or empty for none. */
   DATA_CAPTURE: z.string().default(''),
+  /**
+   * Customer-managed KMS key (strict configuration) for the endpoint's storage volume and the
+   * data capture; empty or unset for AWS-managed encryption.
+   */
+  KMS_KEY_ARN: z.string().default(''),
+  /** JSON of CreateModel's VpcConfig (strict configuration), or empty/unset for none. */
+  VPC_CONFIG: z.string().default(''),
+});
+
+const VpcConfigSchema = z.object({
+  Subnets: z.array(z.string().min(1)).min(1),
+  SecurityGroupIds: z.array(z.string().min(1)).min(1),
 });
 
 export type Action = 'none' | 'create' | 'update';
@@ -86,7 +99,14 @@ export async function handler(): Promise<Prepared> {
   );
   const modelDataUrl = pkg.InferenceSpecification?.Containers?.[0]?.ModelDataUrl;
   if (!modelDataUrl) throw new Error(`model package ${summary.ModelPackageArn} has no ModelDataUrl`);
-  const dataCapture = env.DATA_CAPTURE ? JSON.parse(env.DATA_CAPTURE) : undefined;
+  const kmsKeyArn = env.KMS_KEY_ARN || undefined;
+  const dataCapture = env.DATA_CAPTURE
+    ? { ...JSON.parse(env.DATA_CAPTURE), ...(kmsKeyArn ? { KmsKeyId: kmsKeyArn } : {}) }
+    : undefined;
+  const vpcConfig = env.VPC_CONFIG ? VpcConfigSchema.parse(JSON.parse(env.VPC_CONFIG)) : undefined;
+  // Local instance storage is encrypted by the instance's hardware; SageMaker refuses a key for it.
+  const volumeKmsKeyId = kmsKeyArn && !hasInstanceStorage(env.INSTANCE_TYPE) ? kmsKeyArn : undefined;
+  // Undefined fields drop out of the JSON: without a key or VPC, names are what they always were.
   const settings = {
     image: env.IMAGE_URI,
     modelDataUrl,
@@ -94,6 +114,8 @@ export async function handler(): Promise<Prepared> {
     instanceType: env.INSTANCE_TYPE,
     initialInstances: env.INITIAL_INSTANCES,
     dataCapture,
+    kmsKeyArn,
+    vpcConfig,
   };
   const digest = createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 10);
   const name = `${env.NAME_PREFIX}-v${pkg.ModelPackageVersion ?? 0}-${digest}`;
@@ -106,6 +128,7 @@ export async function handler(): Promise<Prepared> {
         // The current image serves the package's weights: serving fixes roll out without retraining.
         PrimaryContainer: { Image: env.IMAGE_URI, ModelDataUrl: modelDataUrl },
         EnableNetworkIsolation: true,
+        ...(vpcConfig ? { VpcConfig: vpcConfig } : {}),
       }),
     );
   }
@@ -126,6 +149,7 @@ export async function handler(): Promise<Prepared> {
           },
         ],
         ...(dataCapture ? { DataCaptureConfig: dataCapture } : {}),
+        ...(volumeKmsKeyId ? { KmsKeyId: volumeKmsKeyId } : {}),
       }),
     );
   }

@@ -43,6 +43,8 @@ beforeEach(() => {
     INSTANCE_TYPE: 'ml.c5.xlarge',
     INITIAL_INSTANCES: '1',
     DATA_CAPTURE: '',
+    KMS_KEY_ARN: '',
+    VPC_CONFIG: '',
   });
   sagemaker.on(ListModelPackagesCommand).resolves({
     ModelPackageSummaryList: [{ ModelPackageArn: PACKAGE } as never],
@@ -133,6 +135,68 @@ describe('deployment: prepare', () => {
     expect(await prepare()).toMatchObject({ action: 'none', endpointConfigName: first.endpointConfigName });
     expect(sagemaker.commandCalls(CreateModelCommand)).toHaveLength(0);
     expect(sagemaker.commandCalls(CreateEndpointConfigCommand)).toHaveLength(0);
+  });
+
+  describe('strict configuration (KMS_KEY_ARN, VPC_CONFIG)', () => {
+    const KEY = 'arn:aws:kms:eu-west-1:1:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const VPC = { Subnets: ['subnet-a', 'subnet-b'], SecurityGroupIds: ['sg-1'] };
+    const CAPTURE = {
+      EnableCapture: true,
+      InitialSamplingPercentage: 20,
+      DestinationS3Uri: 's3://b/data-capture/',
+      CaptureOptions: [{ CaptureMode: 'Input' }, { CaptureMode: 'Output' }],
+    };
+    const created = () => ({
+      model: sagemaker.commandCalls(CreateModelCommand)[0].args[0].input,
+      config: sagemaker.commandCalls(CreateEndpointConfigCommand)[0].args[0].input,
+    });
+    beforeEach(() => {
+      sagemaker.on(DescribeEndpointCommand).rejects(notFound());
+    });
+
+    it('without them: no key and no VPC in the requests', async () => {
+      process.env.DATA_CAPTURE = JSON.stringify(CAPTURE);
+      await prepare();
+      const { model, config } = created();
+      expect(model.VpcConfig).toBeUndefined();
+      expect(config.KmsKeyId).toBeUndefined();
+      expect(config.DataCaptureConfig).toEqual(CAPTURE);
+    });
+
+    it('the key encrypts the endpoint volume and the data capture; the model runs in the VPC', async () => {
+      const plain = await prepare();
+      sagemaker.resetHistory();
+      Object.assign(process.env, {
+        KMS_KEY_ARN: KEY,
+        VPC_CONFIG: JSON.stringify(VPC),
+        DATA_CAPTURE: JSON.stringify(CAPTURE),
+      });
+      const strict = await prepare();
+      const { model, config } = created();
+      expect(model).toMatchObject({ VpcConfig: VPC, EnableNetworkIsolation: true });
+      expect(config.KmsKeyId).toBe(KEY);
+      expect(config.DataCaptureConfig).toEqual({ ...CAPTURE, KmsKeyId: KEY });
+      // Another model and config (not the plain ones reused): the settings digest covers them.
+      expect(strict.endpointConfigName).not.toBe(plain.endpointConfigName);
+    });
+
+    it('leaves the volume key out for an instance type with local storage (SageMaker refuses it), not the capture key', async () => {
+      Object.assign(process.env, {
+        KMS_KEY_ARN: KEY,
+        INSTANCE_TYPE: 'ml.g4dn.xlarge',
+        DATA_CAPTURE: JSON.stringify(CAPTURE),
+      });
+      await prepare();
+      const { config } = created();
+      expect(config.KmsKeyId).toBeUndefined();
+      expect(config.DataCaptureConfig?.KmsKeyId).toBe(KEY);
+    });
+
+    it('refuses a VPC_CONFIG without subnets or security groups', async () => {
+      process.env.VPC_CONFIG = JSON.stringify({ Subnets: [], SecurityGroupIds: ['sg-1'] });
+      await expect(prepare()).rejects.toThrow(/Subnets/);
+      expect(sagemaker.commandCalls(CreateModelCommand)).toHaveLength(0);
+    });
   });
 
   it('asks to be retried while the endpoint is busy, and stops on a failed endpoint', async () => {
