@@ -6,6 +6,7 @@
  *
  *   npm run bench:serve
  *   npm run bench:serve -- --engine wasm --requests 32 --concurrency 1,8,16
+ *   npm run bench:serve -- --explain [--tta]   # ms per image with and without Grad-CAM (`explain`)
  *
  * The client runs in the same process as the server; its cost (one fetch per request) is small
  * next to a prediction. On a shared machine, check the printed load average: "cpu ms/image" (this
@@ -29,6 +30,8 @@ interface Options {
   concurrency: number[];
   requests: number;
   batch: number;
+  explain: boolean;
+  tta: boolean;
 }
 
 const int = (v: string) => Number.parseInt(v, 10);
@@ -42,6 +45,12 @@ const opts = new Command('bench:serve')
   .option('--concurrency <n,...>', 'client concurrency levels', (v) => v.split(',').map(int), [1, 8, 16])
   .option('--requests <n>', 'timed requests per concurrency level (at least 2 per client)', int, 32)
   .option('--batch <n>', 'instances in the JSON batch row (0 skips it)', int, 16)
+  .option(
+    '--explain',
+    'instead: ms per image with and without explain (Grad-CAM), one request at a time',
+    false,
+  )
+  .option('--tta', 'model with flip test-time augmentation (as the trained profiles)', false)
   .parse()
   .opts<Options>();
 
@@ -75,7 +84,11 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 const engine = await initEngine(opts.engine, () => {});
 const modelDir = await mkdtemp(path.join(os.tmpdir(), 'bench-serve-'));
-const model = buildClassifier({ imageSize: opts.size, numClasses: LABELS.length });
+const model = buildClassifier({
+  imageSize: opts.size,
+  numClasses: LABELS.length,
+  tta: opts.tta ? 'flip' : 'none',
+});
 await saveModel(model, modelDir, { imageSize: opts.size, labels: [...LABELS] });
 model.dispose();
 
@@ -87,8 +100,8 @@ await ready;
 const address = app.server.address();
 const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/invocations`;
 
-async function predict(body: Uint8Array | string, contentType: string): Promise<void> {
-  const res = await fetch(url, {
+async function predict(body: Uint8Array | string, contentType: string, query = ''): Promise<void> {
+  const res = await fetch(url + query, {
     method: 'POST',
     headers: { 'content-type': contentType },
     body: body as BodyInit,
@@ -101,13 +114,62 @@ console.log(
   `engine=${engine.name} (${engine.detail}) cpus=${os.availableParallelism()} load=${os.loadavg()[0].toFixed(2)}`,
 );
 console.log(
-  `model: EfficientNetB0 ${opts.size} px, random weights; image: ${jpeg.length} B JPEG (${source})`,
+  `model: EfficientNetB0 ${opts.size} px${opts.tta ? ' flip TTA' : ''}, random weights; image: ${jpeg.length} B JPEG (${source})`,
 );
 console.log(`load + warm-up: ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
 // One untimed request so decoder and HTTP paths are warm too.
 await predict(jpeg, 'image/jpeg');
 const tensorsBefore = tf.memory().numTensors;
 const rssBefore = process.memoryUsage().rss;
+
+if (opts.explain) {
+  await predict(jpeg, 'image/jpeg', '?explain=true'); // builds the Grad-CAM sub-model, warms its kernels
+  const explainTensors = tf.memory().numTensors;
+  /** Timed `rounds` requests, one at a time: [p50 wall ms, cpu ms] per image. */
+  const time = async (
+    body: Uint8Array | string,
+    type: string,
+    query: string,
+    images: number,
+    rounds: number,
+  ) => {
+    const latencies: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      await predict(body, type, query);
+      latencies.push(performance.now() - t0);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    latencies.sort((a, b) => a - b);
+    return [percentile(latencies, 50) / images, (cpu.user + cpu.system) / 1000 / (rounds * images)];
+  };
+  const fmt = ([wall, cpu]: number[]) => `${wall.toFixed(0)} | ${cpu.toFixed(0)}`;
+  console.log('\n| images/request | explain | requests | p50 wall ms/image | cpu ms/image |');
+  console.log('|---|---|---|---|---|');
+  for (const explain of [false, true]) {
+    const query = explain ? '?explain=true' : '';
+    console.log(
+      `| 1 | ${explain} | ${opts.requests} | ${fmt(await time(jpeg, 'image/jpeg', query, 1, opts.requests))} |`,
+    );
+  }
+  if (opts.batch > 0) {
+    const instances = Array.from({ length: opts.batch }, () => ({ b64: jpeg.toString('base64') }));
+    for (const explain of [false, true]) {
+      const body = JSON.stringify({ instances, explain });
+      await predict(body, 'application/json');
+      console.log(
+        `| ${opts.batch} | ${explain} | 3 | ${fmt(await time(body, 'application/json', '', opts.batch, 3))} |`,
+      );
+    }
+  }
+  console.log(
+    `\ntensors: ${explainTensors} after the first explain, ${tf.memory().numTensors} at the end; RSS ${mb(process.memoryUsage().rss)}`,
+  );
+  await app.close();
+  await rm(modelDir, { recursive: true, force: true });
+  process.exit(0);
+}
 
 const rows: string[] = [];
 for (const concurrency of opts.concurrency) {

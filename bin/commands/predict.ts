@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { formatPredictionTable, predictFiles } from '../../lib/local/predict-client.ts';
+import {
+  DEFAULT_HEATMAP_DIR,
+  formatPredictionTable,
+  predictFiles,
+  saveHeatmaps,
+} from '../../lib/local/predict-client.ts';
 import { LABELS } from '../../training-container/src/labels.ts';
 
 export function register(program: Command): void {
@@ -15,10 +20,25 @@ export function register(program: Command): void {
     )
     .option('--api-key <key>', 'API key (sent as x-api-key)')
     .option('--json', 'print one JSON array of results')
-    .action(async (images: string[], opts: { url: string; apiKey?: string; json?: boolean }) => {
-      const results = await predictFiles(images, { url: opts.url, apiKey: opts.apiKey });
-      console.log(opts.json ? JSON.stringify(results, null, 2) : formatPredictionTable(results, LABELS));
-      const failed = results.filter((r) => !r.prediction).length;
-      if (failed) throw new Error(`${failed} of ${results.length} images failed`);
-    });
+    .option(
+      '--explain',
+      'also ask for Grad-CAM heatmaps and save each blended over its image as <name>.heatmap.png in --out',
+    )
+    .option('--out <dir>', 'folder for --explain heatmaps', DEFAULT_HEATMAP_DIR)
+    .action(
+      async (
+        images: string[],
+        opts: { url: string; apiKey?: string; json?: boolean; explain?: boolean; out: string },
+      ) => {
+        const results = await predictFiles(images, {
+          url: opts.url,
+          apiKey: opts.apiKey,
+          explain: opts.explain,
+        });
+        if (opts.explain) await saveHeatmaps(results, opts.out);
+        console.log(opts.json ? JSON.stringify(results, null, 2) : formatPredictionTable(results, LABELS));
+        const failed = results.filter((r) => !r.prediction).length;
+        if (failed) throw new Error(`${failed} of ${results.length} images failed`);
+      },
+    );
 }

@@ -3,7 +3,7 @@ import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-s
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { ClientError, type ErrorBody, errorBody } from '../../training-container/src/serve/contract.ts';
 import { responseMetricFields } from './metrics.ts';
-import { header, type ProxyEvent, ProxyEventSchema, parsePredictRequest } from './request.ts';
+import { clientResponse, header, type ProxyEvent, ProxyEventSchema, parsePredictRequest } from './request.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 
 /**
@@ -16,8 +16,18 @@ export interface PredictHandlerOptions {
   client?: SageMakerRuntimeClient;
   /** Default env ENDPOINT_NAME. */
   endpointName?: string;
-  /** Allowed CORS origins; default env CORS_ALLOW_ORIGIN (comma-separated), else `*`. */
+  /**
+   * Allowed CORS origins; default env CORS_ALLOW_ORIGIN (comma-separated; set but empty: none),
+   * else `*`. None (empty): no CORS headers at all, browsers on other origins are refused.
+   */
   corsAllowOrigins?: string[];
+  /**
+   * Log the predicted label on the request's log line. Default: env LOG_PREDICTIONS, true unless
+   * it is `false` (the strict configuration sets it): a prediction about a person's scan is
+   * health information and stays out of the logs then; the line still carries status, sizes,
+   * latencies and the response count.
+   */
+  logPredictions?: boolean;
   /**
    * Most time one InvokeEndpoint may take, retries included; default 25 s, below API Gateway's
    * 29 s, and never more than the Lambda's remaining time minus 1.5 s.
@@ -53,10 +63,12 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
   const upstreamTimeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const origins =
     options.corsAllowOrigins ??
-    (process.env.CORS_ALLOW_ORIGIN || '*')
+    (process.env.CORS_ALLOW_ORIGIN ?? '*')
       .split(',')
       .map((o) => o.trim())
       .filter(Boolean);
+  const logPredictions =
+    options.logPredictions ?? process.env.LOG_PREDICTIONS?.trim().toLowerCase() !== 'false';
 
   return async (rawEvent, context = {}) => {
     const started = Date.now();
@@ -126,7 +138,7 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
           }),
           { abortSignal: AbortSignal.timeout(budget) },
         );
-        const text = Buffer.from(output.Body ?? new Uint8Array()).toString('utf8');
+        const text = clientResponse(request, Buffer.from(output.Body ?? new Uint8Array()).toString('utf8'));
         const upstreamMs = Date.now() - upstreamStarted;
         let label: unknown;
         try {
@@ -140,7 +152,7 @@ export function createHandler(options: PredictHandlerOptions = {}): PredictHandl
         logger.info('prediction', {
           status: 200,
           ...requestFields,
-          label,
+          ...(logPredictions ? { label } : {}),
           upstreamMs,
           latencyMs: Date.now() - started,
           variant: output.InvokedProductionVariant,
@@ -176,11 +188,13 @@ function corsHeaders(origins: string[], requestOrigin: string | undefined): Reco
     'access-control-allow-headers':
       'Content-Type, X-Api-Key, Authorization, X-Amz-Date, X-Amz-Security-Token',
   };
-  if (origins.length === 0 || origins.includes('*')) return { ...base, 'access-control-allow-origin': '*' };
+  // No origin allowed: no CORS headers, so browsers refuse cross-origin calls.
+  if (origins.length === 0) return {};
+  if (origins.includes('*')) return { ...base, 'access-control-allow-origin': '*' };
   // Several origins: echo the caller's when allowed, so caches must vary by Origin.
   const origin = requestOrigin && origins.includes(requestOrigin) ? requestOrigin : origins[0];
   return { ...base, 'access-control-allow-origin': origin, vary: 'Origin' };
 }
 
-/** The Lambda entry point (bundled by the CDK stack): ENDPOINT_NAME and CORS_ALLOW_ORIGIN from the environment. */
+/** The Lambda entry point (bundled by the CDK stack): ENDPOINT_NAME, CORS_ALLOW_ORIGIN and LOG_PREDICTIONS from the environment. */
 export const handler: PredictHandler = createHandler();

@@ -7,6 +7,7 @@ import {
   MAX_IMAGE_BYTES,
   MAX_JSON_BODY_BYTES,
   mediaType,
+  parseExplainQuery,
   parseInstancesRequest,
   SUPPORTED_CONTENT_TYPES,
 } from '../../training-container/src/serve/contract.ts';
@@ -17,6 +18,7 @@ export const ProxyEventSchema = z.object({
   headers: z.record(z.string(), z.string().optional()).nullish(),
   body: z.string().nullish(),
   isBase64Encoded: z.boolean().nullish(),
+  queryStringParameters: z.record(z.string(), z.string().optional()).nullish(),
   requestContext: z.object({ requestId: z.string().optional() }).loose().nullish(),
 });
 export type ProxyEvent = z.infer<typeof ProxyEventSchema>;
@@ -26,6 +28,12 @@ export interface PredictRequest {
   body: Buffer;
   /** Instances in a JSON request (for the log); 1 for an image. */
   instances: number;
+  /**
+   * An image body sent with `?explain=true`: forwarded as `{"instances": [{"b64"}], "explain": true}`
+   * (InvokeEndpoint has no query string), so the endpoint answers `{"predictions": [one]}`, which
+   * `clientResponse` unwraps to the single prediction an image body gets.
+   */
+  unwrapSingle?: boolean;
 }
 
 /** Header lookup as HTTP intends it: names are case-insensitive. */
@@ -61,7 +69,23 @@ export function parsePredictRequest(event: ProxyEvent): PredictRequest {
   if (bytes > limit) throw json ? jsonTooLarge() : imageTooLarge('image');
   const body = event.isBase64Encoded ? decodeBase64(raw, 'request body') : Buffer.from(raw, 'utf8');
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
+  const explain = parseExplainQuery(event.queryStringParameters?.explain);
+  if (!json && explain) {
+    const request = { instances: [{ b64: body.toString('base64') }], explain: true };
+    return {
+      contentType: JSON_CONTENT_TYPE,
+      body: Buffer.from(JSON.stringify(request)),
+      instances: 1,
+      unwrapSingle: true,
+    };
+  }
   if (!json) return { contentType: type, body, instances: 1 };
+  if (explain)
+    throw new ClientError(
+      400,
+      'INVALID_REQUEST',
+      'a JSON request asks for heatmaps with "explain": true in its body, not ?explain',
+    );
   const instances = parseInstancesRequest(body.toString('utf8'));
   instances.forEach((instance, i) => {
     if ('b64' in instance && base64DecodedLength(instance.b64) > MAX_IMAGE_BYTES) {
@@ -69,6 +93,17 @@ export function parsePredictRequest(event: ProxyEvent): PredictRequest {
     }
   });
   return { contentType: type, body, instances: instances.length };
+}
+
+/** The endpoint's answer as the client gets it: unchanged, or unwrapped for `unwrapSingle`. Invalid JSON passes unchanged. */
+export function clientResponse(request: PredictRequest, text: string): string {
+  if (!request.unwrapSingle) return text;
+  try {
+    const single = (JSON.parse(text) as { predictions?: unknown[] }).predictions?.[0];
+    return single === undefined ? text : JSON.stringify(single);
+  } catch {
+    return text;
+  }
 }
 
 const MIB = 2 ** 20;

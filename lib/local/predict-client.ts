@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type ErrorBody,
@@ -6,6 +6,7 @@ import {
   type Prediction,
   PredictionSchema,
 } from '../../training-container/src/serve/contract.ts';
+import { overlayHeatmap } from './heatmap-overlay.ts';
 
 export interface PredictClientOptions {
   /** The API's predict URL (http://127.0.0.1:3000/predict) or a container's /invocations URL. */
@@ -14,6 +15,8 @@ export interface PredictClientOptions {
   apiKey?: string;
   /** Per request; default 30 s. */
   timeoutMs?: number;
+  /** Ask for a Grad-CAM heatmap with each prediction (`?explain=true`). */
+  explain?: boolean;
 }
 
 export interface FilePrediction {
@@ -22,6 +25,8 @@ export interface FilePrediction {
   status: number;
   prediction?: Prediction;
   error?: ErrorBody['error'];
+  /** Where `saveHeatmaps` wrote the heatmap blended over the image. */
+  heatmapFile?: string;
 }
 
 /** JPEG or PNG by content (magic bytes), else by extension; undefined for anything else. */
@@ -65,7 +70,9 @@ async function predictFile(file: string, options: PredictClientOptions): Promise
   let res: Response;
   let text: string;
   try {
-    res = await fetch(options.url, {
+    const url = new URL(options.url);
+    if (options.explain) url.searchParams.set('explain', 'true');
+    res = await fetch(url, {
       method: 'POST',
       headers,
       body: new Uint8Array(bytes),
@@ -107,6 +114,32 @@ async function predictFile(file: string, options: PredictClientOptions): Promise
   };
 }
 
+/** Default folder for `saveHeatmaps` (and `brain-tumor predict --explain`), relative to the working directory. */
+export const DEFAULT_HEATMAP_DIR = 'heatmaps';
+
+/**
+ * Writes each result's heatmap blended over its image (heatmap-overlay.ts) to
+ * `<outDir>/<file name without extension>.heatmap.png` (`-2`, `-3`, ... when two inputs share a
+ * name), sets `heatmapFile`, and drops the heatmap (its base64 PNG) from the result. Results without a heatmap
+ * are left alone.
+ */
+export async function saveHeatmaps(results: FilePrediction[], outDir: string): Promise<void> {
+  const used = new Set<string>();
+  for (const result of results) {
+    const heatmap = result.prediction?.heatmap;
+    if (!result.prediction || !heatmap) continue;
+    const stem = path.basename(result.file, path.extname(result.file)) || 'image';
+    let name = `${stem}.heatmap.png`;
+    for (let k = 2; used.has(name); k++) name = `${stem}-${k}.heatmap.png`;
+    used.add(name);
+    await mkdir(outDir, { recursive: true });
+    const file = path.join(outDir, name);
+    await writeFile(file, await overlayHeatmap(await readFile(result.file), heatmap));
+    result.heatmapFile = file;
+    delete result.prediction.heatmap;
+  }
+}
+
 /**
  * A fixed-width table: one row per file with its label and each class probability. Files show
  * by base name unless `fullPath` (for paths that carry meaning, like a class folder).
@@ -123,6 +156,7 @@ export function formatPredictionTable(
     'file'.padEnd(nameWidth),
     'label'.padEnd(10),
     ...labels.map((l, i) => l.padStart(cols[i])),
+    ...(results.some((r) => r.heatmapFile) ? ['heatmap'] : []),
   ].join('  ');
   const rows = results.map((r) => {
     const name = display(r.file).padEnd(nameWidth);
@@ -131,7 +165,7 @@ export function formatPredictionTable(
     }
     const p = r.prediction;
     const probs = labels.map((l, i) => (p.probabilities[l] ?? 0).toFixed(3).padStart(cols[i]));
-    return [name, p.label.padEnd(10), ...probs].join('  ');
+    return [name, p.label.padEnd(10), ...probs, ...(r.heatmapFile ? [r.heatmapFile] : [])].join('  ');
   });
   return [header, ...rows].join('\n');
 }

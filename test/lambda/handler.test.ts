@@ -399,4 +399,77 @@ describe('predict Lambda handler (SDK mocked)', () => {
     expect(all).not.toContain(image.toString('base64').slice(0, 40));
     expect(all).not.toContain('SECRETPIXELS');
   });
+
+  describe('strict configuration', () => {
+    const parsedLines = () =>
+      stdout
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+    it('LOG_PREDICTIONS=false: the log line says nothing of the prediction, and still counts the response', async () => {
+      sagemaker.on(InvokeEndpointCommand).resolves(okBody());
+      const saved = process.env.LOG_PREDICTIONS;
+      process.env.LOG_PREDICTIONS = 'false';
+      try {
+        const res = await createHandler()(
+          proxyEvent({ contentType: 'image/jpeg', body: IMAGE, requestId: 'api-req-7' }),
+          lambdaContext(),
+        );
+        // The caller still gets the prediction.
+        expect(JSON.parse(res.body)).toEqual(PREDICTION);
+      } finally {
+        if (saved === undefined) delete process.env.LOG_PREDICTIONS;
+        else process.env.LOG_PREDICTIONS = saved;
+      }
+      const lines = parsedLines();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        message: 'prediction',
+        apiRequestId: 'api-req-7',
+        status: 200,
+        bytes: IMAGE.length,
+        StatusClass: '2xx',
+        Responses: 1,
+      });
+      expect(lines[0]).not.toHaveProperty('label');
+      const all = stdout.join('');
+      for (const word of ['glioma', 'meningioma', 'notumor', 'pituitary', 'probabilities']) {
+        expect(all, word).not.toContain(word);
+      }
+    });
+
+    it('the option overrides the environment, and the label is logged by default', async () => {
+      sagemaker.on(InvokeEndpointCommand).resolves(okBody());
+      await createHandler({ logPredictions: false })(
+        proxyEvent({ contentType: 'image/jpeg', body: IMAGE }),
+        lambdaContext(),
+      );
+      await createHandler()(proxyEvent({ contentType: 'image/jpeg', body: IMAGE }), lambdaContext());
+      const [quiet, logged] = parsedLines();
+      expect(quiet).not.toHaveProperty('label');
+      expect(logged).toMatchObject({ label: 'glioma' });
+    });
+
+    it('CORS_ALLOW_ORIGIN set but empty (strict without corsAllowOrigins): no CORS headers at all', async () => {
+      sagemaker.on(InvokeEndpointCommand).resolves(okBody());
+      const saved = process.env.CORS_ALLOW_ORIGIN;
+      process.env.CORS_ALLOW_ORIGIN = '';
+      try {
+        const h = createHandler();
+        const res = await h(
+          proxyEvent({ contentType: 'image/jpeg', body: IMAGE, headers: { Origin: 'https://evil.example' } }),
+          lambdaContext(),
+        );
+        expect(res.statusCode).toBe(200);
+        expect(Object.keys(res.headers ?? {}).filter((k) => k.startsWith('access-control-'))).toEqual([]);
+        const preflight = await h(proxyEvent({ method: 'OPTIONS' }), lambdaContext());
+        expect(preflight.headers).toEqual({});
+      } finally {
+        if (saved === undefined) delete process.env.CORS_ALLOW_ORIGIN;
+        else process.env.CORS_ALLOW_ORIGIN = saved;
+      }
+    });
+  });
 });

@@ -174,6 +174,56 @@ export async function pixelsToRgb(
   return toFloat(adjust(raw, config), size, 3);
 }
 
+/**
+ * Where the model's input square lies in the decoded (EXIF-rotated) image, in its pixels, for the
+ * same options as `imageToRgb`: the whole image when stretched, the head box when cropped, the
+ * padded square around it (offsets may be negative) when padded. Decodes the image again: only
+ * explanations (serve's `explain`) need it.
+ */
+export async function imageFrame(bytes: Uint8Array, sizeOrConfig: number | PreprocessConfig): Promise<Box> {
+  const config = toPreprocessConfig(sizeOrConfig);
+  const open = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
+    .rotate()
+    .flatten({ background: { r: 0, g: 0, b: 0 } })
+    .toColourspace('srgb');
+  return frameOf(await fullRgb(open), config);
+}
+
+/** `imageFrame` for flattened pixel values with shape [h, w, c], already accepted by `pixelsToRgb`. */
+export async function pixelsFrame(
+  pixels: ArrayLike<number>,
+  shape: readonly [number, number, number],
+  sizeOrConfig: number | PreprocessConfig,
+): Promise<Box> {
+  const config = toPreprocessConfig(sizeOrConfig);
+  const [h, w, c] = shape;
+  if (!reframes(config)) return { left: 0, top: 0, width: w, height: h };
+  const bytes = Buffer.alloc(pixels.length);
+  for (let i = 0; i < pixels.length; i++) bytes[i] = Math.round(Number(pixels[i]));
+  const open = sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
+    .flatten({ background: { r: 0, g: 0, b: 0 } })
+    .toColourspace('srgb');
+  return frameOf(await fullRgb(open), config);
+}
+
+function frameOf(image: RgbImage, config: PreprocessConfig): Box {
+  let box: Box =
+    config.crop === 'head'
+      ? headBox(greyOf(image.data), image.width, image.height)
+      : { left: 0, top: 0, width: image.width, height: image.height };
+  if (config.resize === 'pad') {
+    // As padToSquare: centred, the odd pixel of padding right or bottom.
+    const side = Math.max(box.width, box.height);
+    box = {
+      left: box.left - Math.floor((side - box.width) / 2),
+      top: box.top - Math.floor((side - box.height) / 2),
+      width: side,
+      height: side,
+    };
+  }
+  return box;
+}
+
 /** A decoded image: `width x height x 3` sRGB bytes, HWC. */
 interface RgbImage {
   data: Uint8Array;

@@ -57,6 +57,7 @@ export type ErrorCode =
   | 'INVALID_PIXELS'
   | 'NOT_FOUND'
   | 'MODEL_NOT_READY'
+  | 'EXPLAIN_UNSUPPORTED'
   | 'THROTTLED'
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_UNAVAILABLE'
@@ -112,23 +113,65 @@ export type Instance = z.infer<typeof InstanceSchema>;
 
 export const InstancesRequestSchema = z.strictObject({
   instances: z.array(z.unknown()).min(1, 'instances must hold at least one instance'),
+  /** Each prediction also carries a Grad-CAM heatmap of its label (docs/serving.md). */
+  explain: z.boolean({ error: 'explain must be true or false' }).optional(),
 });
+
+/**
+ * Where the model's input square lies in the decoded (EXIF-rotated) image, in its pixels: the
+ * whole image when it is stretched, the head box when cropped, a larger square (negative
+ * offsets possible) when padded. Map the heatmap onto the image with it.
+ */
+export const FrameSchema = z.object({
+  left: z.number(),
+  top: z.number(),
+  width: z.number(),
+  height: z.number(),
+});
+export type Frame = z.infer<typeof FrameSchema>;
+
+/** A Grad-CAM heatmap: a base64 RGB PNG of `width x height` (the model's input size). */
+export const HeatmapSchema = z.object({
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  png: z.string(),
+  frame: FrameSchema.optional(),
+});
+export type Heatmap = z.infer<typeof HeatmapSchema>;
 
 /** One prediction as the container returns it and the Lambda passes it on. */
 export const PredictionSchema = z.object({
   label: z.string(),
   probabilities: z.record(z.string(), z.number()),
   modelVersion: z.string(),
+  heatmap: HeatmapSchema.optional(),
 });
 export type Prediction = z.infer<typeof PredictionSchema>;
 
 export const PredictionsSchema = z.object({ predictions: z.array(PredictionSchema) });
+
+/** `?explain=...` of an image request: absent -> false; `true`/`false` (any case); anything else is a 400. */
+export function parseExplainQuery(value: string | undefined | null): boolean {
+  if (value === undefined || value === null) return false;
+  const v = value.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new ClientError(400, 'INVALID_REQUEST', `explain must be true or false, got "${value.slice(0, 20)}"`);
+}
 
 /**
  * Parses and validates a JSON instances body; throws ClientError with the first problem found.
  * Instances are validated one by one so the error names the bad instance.
  */
 export function parseInstancesRequest(text: string, maxInstances = MAX_INSTANCES): Instance[] {
+  return parseJsonRequest(text, maxInstances).instances;
+}
+
+/** `parseInstancesRequest` plus the request's `explain` flag (false when absent). */
+export function parseJsonRequest(
+  text: string,
+  maxInstances = MAX_INSTANCES,
+): { instances: Instance[]; explain: boolean } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -144,7 +187,7 @@ export function parseInstancesRequest(text: string, maxInstances = MAX_INSTANCES
       `expected {"instances": [...]}: ${firstIssue(request.error)}`,
     );
   }
-  const { instances } = request.data;
+  const { instances, explain = false } = request.data;
   if (instances.length > maxInstances) {
     throw new ClientError(
       400,
@@ -152,13 +195,14 @@ export function parseInstancesRequest(text: string, maxInstances = MAX_INSTANCES
       `${instances.length} instances in one request; at most ${maxInstances} are allowed`,
     );
   }
-  return instances.map((raw, i) => {
+  const parsed = instances.map((raw, i) => {
     const instance = InstanceSchema.safeParse(raw);
     if (!instance.success) {
       throw new ClientError(400, 'INVALID_REQUEST', `instances[${i}]: ${firstIssue(instance.error)}`);
     }
     return instance.data;
   });
+  return { instances: parsed, explain };
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;

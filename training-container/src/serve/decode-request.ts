@@ -1,4 +1,12 @@
-import { ImageDecodeError, imageToRgb, type PreprocessConfig, pixelsToRgb } from '../preprocess.ts';
+import {
+  type Box,
+  ImageDecodeError,
+  imageFrame,
+  imageToRgb,
+  type PreprocessConfig,
+  pixelsFrame,
+  pixelsToRgb,
+} from '../preprocess.ts';
 import {
   ClientError,
   decodeBase64,
@@ -6,7 +14,7 @@ import {
   JSON_CONTENT_TYPE,
   MAX_INSTANCES,
   mediaType,
-  parseInstancesRequest,
+  parseJsonRequest,
   SUPPORTED_CONTENT_TYPES,
 } from './contract.ts';
 
@@ -14,6 +22,10 @@ import {
 export interface DecodedRequest {
   kind: 'single' | 'batch';
   images: Float32Array[];
+  /** Whether the predictions carry heatmaps (`"explain": true`, or `?explain=true` with an image body). */
+  explain: boolean;
+  /** With `explain`: each image's frame (preprocess.ts `imageFrame`), in order. */
+  frames?: Box[];
 }
 
 /**
@@ -27,6 +39,8 @@ export async function decodeRequest(
   body: Buffer,
   preprocessing: number | PreprocessConfig,
   maxInstances = MAX_INSTANCES,
+  /** `?explain=` for an image body (a JSON body says it in its own `explain`). */
+  explainImage = false,
 ): Promise<DecodedRequest> {
   const type = mediaType(contentType);
   if (!type || !SUPPORTED_CONTENT_TYPES.includes(type)) {
@@ -39,22 +53,28 @@ export async function decodeRequest(
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
 
   if ((IMAGE_CONTENT_TYPES as readonly string[]).includes(type)) {
-    return { kind: 'single', images: [await decodeImage(body, preprocessing, 'image')] };
+    const images = [await decodeImage(body, preprocessing, 'image')];
+    if (!explainImage) return { kind: 'single', images, explain: false };
+    return { kind: 'single', images, explain: true, frames: [await imageFrame(body, preprocessing)] };
   }
   if (type !== JSON_CONTENT_TYPE) throw new Error(`unhandled content type ${type}`);
 
-  const instances = parseInstancesRequest(body.toString('utf8'), maxInstances);
+  const { instances, explain } = parseJsonRequest(body.toString('utf8'), maxInstances);
   // Sequential on purpose: decoding in parallel would hold every full-size image in memory at once.
   const images: Float32Array[] = [];
+  const frames: Box[] = [];
   for (const [i, instance] of instances.entries()) {
     const what = `instances[${i}]`;
     if ('b64' in instance) {
-      images.push(await decodeImage(decodeBase64(instance.b64, `${what}.b64`), preprocessing, what));
+      const bytes = decodeBase64(instance.b64, `${what}.b64`);
+      images.push(await decodeImage(bytes, preprocessing, what));
+      if (explain) frames.push(await imageFrame(bytes, preprocessing));
     } else {
       images.push(await decodePixels(instance.pixels, instance.shape, preprocessing, what));
+      if (explain) frames.push(await pixelsFrame(instance.pixels as number[], instance.shape, preprocessing));
     }
   }
-  return { kind: 'batch', images };
+  return explain ? { kind: 'batch', images, explain, frames } : { kind: 'batch', images, explain };
 }
 
 async function decodeImage(

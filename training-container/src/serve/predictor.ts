@@ -2,12 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { type ArtifactConfig, loadModel, preprocessConfigOf } from '../model-io.ts';
 import type { PreprocessConfig } from '../preprocess.ts';
 import type { Prediction } from './contract.ts';
+import { GradCam, heatmapPng } from './gradcam.ts';
 
 /**
  * The loaded model plus the bookkeeping around one batched prediction. Every tensor made here
  * is disposed before `predict` returns, so the tensor count stays flat however many requests come.
  */
 export class Predictor {
+  private gradCam?: GradCam;
+
   private constructor(
     private readonly model: tf.LayersModel,
     readonly config: ArtifactConfig,
@@ -31,8 +34,12 @@ export class Predictor {
     return preprocessConfigOf(this.config);
   }
 
-  /** Predicts a batch of HWC RGB images (each `imageSize^2 * 3` values in [0, 255]), in order. */
-  async predict(images: readonly Float32Array[]): Promise<Prediction[]> {
+  /**
+   * Predicts a batch of HWC RGB images (each `imageSize^2 * 3` values in [0, 255]), in order.
+   * `explain`: each prediction also carries a Grad-CAM heatmap of its class (./gradcam.ts), a PNG
+   * at the model's input size; the probabilities then come from the same forward pass.
+   */
+  async predict(images: readonly Float32Array[], options: { explain?: boolean } = {}): Promise<Prediction[]> {
     const size = this.config.imageSize;
     const pixelsPerImage = size * size * 3;
     const batch = new Float32Array(images.length * pixelsPerImage);
@@ -42,6 +49,7 @@ export class Predictor {
       }
       batch.set(image, i * pixelsPerImage);
     });
+    if (options.explain) return this.explain(batch, images.length);
     const output = tf.tidy(() => {
       const input = tf.tensor4d(batch, [images.length, size, size, 3]);
       return this.model.predict(input) as tf.Tensor;
@@ -54,6 +62,25 @@ export class Predictor {
     }
     const classes = this.config.labels.length;
     return images.map((_, i) => this.toPrediction(values.subarray(i * classes, (i + 1) * classes)));
+  }
+
+  private async explain(batch: Float32Array, count: number): Promise<Prediction[]> {
+    const size = this.config.imageSize;
+    this.gradCam ??= GradCam.forModel(this.model);
+    const input = tf.tensor4d(batch, [count, size, size, 3]);
+    let explained: Awaited<ReturnType<GradCam['explain']>>;
+    try {
+      explained = await this.gradCam.explain(input);
+    } finally {
+      input.dispose();
+    }
+    const classes = this.config.labels.length;
+    return Promise.all(
+      explained.cams.map(async (cam, i) => ({
+        ...this.toPrediction(explained.probabilities.subarray(i * classes, (i + 1) * classes)),
+        heatmap: { width: size, height: size, png: (await heatmapPng(cam, size)).toString('base64') },
+      })),
+    );
   }
 
   dispose(): void {

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
 import { acceptRawBodies } from './body-limit.ts';
-import { ClientError, errorBody, MAX_BODY_BYTES, MAX_INSTANCES } from './contract.ts';
+import { ClientError, errorBody, MAX_BODY_BYTES, MAX_INSTANCES, parseExplainQuery } from './contract.ts';
 import { decodeRequest } from './decode-request.ts';
+import { ExplainUnsupportedError } from './gradcam.ts';
 import { Predictor } from './predictor.ts';
 
 export interface ServerOptions {
@@ -95,13 +96,19 @@ export function buildServer(options: ServerOptions): ServeApp {
   app.post('/invocations', async (request, reply) => {
     if (!predictor) return reply.code(503).send(errorBody('MODEL_NOT_READY', 'model is loading'));
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const query = request.query as Record<string, string | undefined> | undefined;
     const decoded = await decodeRequest(
       request.headers['content-type'],
       body,
       predictor.preprocessing,
       maxInstances,
+      parseExplainQuery(query?.explain),
     );
-    const predictions = await predictor.predict(decoded.images);
+    const predictions = await predictor.predict(decoded.images, { explain: decoded.explain });
+    predictions.forEach((p, i) => {
+      const frame = decoded.frames?.[i];
+      if (p.heatmap && frame) p.heatmap.frame = frame;
+    });
     return reply
       .code(200)
       .type('application/json')
@@ -118,6 +125,10 @@ export function buildServer(options: ServerOptions): ServeApp {
     if (error instanceof ClientError) {
       request.log.info({ code: error.code, status: error.status }, 'rejected request');
       return reply.code(error.status).send(error.toBody());
+    }
+    if (error instanceof ExplainUnsupportedError) {
+      request.log.error({ err: error }, 'explain failed');
+      return reply.code(501).send(errorBody('EXPLAIN_UNSUPPORTED', error.message));
     }
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status >= 400 && status < 500) {
