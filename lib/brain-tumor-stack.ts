@@ -7,12 +7,16 @@ import { type AppConfig, REPO_ROOT } from './config.ts';
 import { Dashboard } from './dashboard.ts';
 import { DataBucket } from './data-bucket.ts';
 import { DatasetDelivery, type DatasetInfo } from './dataset-delivery.ts';
+import { EncryptionKeys } from './encryption.ts';
+import { acknowledgeHipaaFindings } from './hipaa.ts';
 import { applyRemovalSetting, giveFunctionsLogGroups, SageMakerLogRetention } from './housekeeping.ts';
 import { ModelDeployment } from './model-deployment.ts';
 import { ModelRegistry } from './model-registry.ts';
+import { Network } from './network.ts';
 import { PredictApi } from './predict-api.ts';
 import { trainerFingerprint } from './trainer-fingerprint.ts';
 import { TrainingPipeline } from './training-pipeline.ts';
+import { WebPage } from './web-page.ts';
 
 export interface BrainTumorStackProps extends StackProps {
   readonly config: AppConfig;
@@ -43,7 +47,14 @@ export class BrainTumorStack extends Stack {
       ...props,
     });
     const { config, dataset } = props;
-    const data = new DataBucket(this, 'DataBucket', { removalPolicy: config.bucketRemovalPolicy });
+    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    // Strict (HIPAA-minded): customer-managed keys and, with a dataset, an isolated VPC. Nothing
+    // of it exists in the default configuration.
+    const keys = config.strict ? new EncryptionKeys(this, 'Keys') : undefined;
+    const data = new DataBucket(this, 'DataBucket', {
+      removalPolicy: config.bucketRemovalPolicy,
+      encryptionKey: keys?.data,
+    });
     this.data = data;
     new CfnOutput(this, 'BucketName', {
       value: data.bucket.bucketName,
@@ -58,9 +69,12 @@ export class BrainTumorStack extends Stack {
       );
       const alarms = new Alarms(this, 'Alarms', { email: config.alarmEmail });
       new CfnOutput(this, 'AlarmTopicArn', { value: alarms.topic.topicArn });
-      this.housekeeping(config);
+      this.housekeeping(config, keys);
       return;
     }
+    const network = config.strict
+      ? new Network(this, 'Network', { logRetentionDays: config.logRetentionDays, removalPolicy })
+      : undefined;
 
     const delivery = new DatasetDelivery(this, 'Dataset', {
       bucket: data.bucket,
@@ -68,6 +82,8 @@ export class BrainTumorStack extends Stack {
       trainDir: config.datasetTrainDir,
       testDir: config.datasetTestDir,
       logRetentionDays: config.logRetentionDays,
+      // The upload handler carries the images: in the VPC (S3 through the gateway endpoint).
+      network,
     });
     // Synth only stages the folder; Docker builds it during `cdk deploy`.
     // Only when set, so the default build (and its asset hash) is the Dockerfile's own.
@@ -80,7 +96,6 @@ export class BrainTumorStack extends Stack {
       ...(config.containerBaseImage ? { buildArgs } : {}),
     });
     const namePrefix = stack_prefix(this.stackName);
-    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const registry = new ModelRegistry(this, 'Registry', {
       namePrefix,
       thresholds: {
@@ -106,6 +121,8 @@ export class BrainTumorStack extends Stack {
       revision: config.trainingRevision,
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
+      encryptionKey: keys?.data,
+      network,
     });
     const endpoint = new ModelDeployment(this, 'Endpoint', {
       bucket: data.bucket,
@@ -120,6 +137,8 @@ export class BrainTumorStack extends Stack {
       rollbackLatencyMs: config.modelLatencyAlarmMs,
       logRetentionDays: config.logRetentionDays,
       removalPolicy,
+      encryptionKey: keys?.data,
+      network,
     });
     const api = new PredictApi(this, 'Api', {
       endpointName: endpoint.endpointName,
@@ -131,7 +150,25 @@ export class BrainTumorStack extends Stack {
       integrationTimeout: Duration.seconds(config.apiIntegrationTimeoutSeconds),
       corsAllowOrigins: config.corsAllowOrigins,
       logRetentionDays: config.logRetentionDays,
+      ...(network
+        ? {
+            logPredictions: false,
+            logCallerIp: false,
+            tracing: true,
+            network: {
+              vpc: network.vpc,
+              subnets: network.subnets,
+              securityGroup: network.lambdaSecurityGroup(
+                this,
+                'PredictSecurityGroup',
+                'Predict Lambda: HTTPS to the VPC endpoints (SageMaker Runtime) only',
+              ),
+            },
+          }
+        : {}),
     });
+    // The web page at GET / of the same API; only with API keys (a browser cannot SigV4-sign).
+    if (api.apiKey) new WebPage(this, 'WebPage', { api: api.api });
     const watchedEndpoint = {
       name: endpoint.endpointName,
       variantName: endpoint.variantName,
@@ -163,6 +200,7 @@ export class BrainTumorStack extends Stack {
       retentionDays: config.logRetentionDays,
       removalPolicy: config.removalPolicy,
       endpointName: endpoint.endpointName,
+      endpointEncryptionKey: keys?.logs,
     });
     // With a fixed endpoint name the group can outlive the endpoint on delete, so its last logs
     // (container shutdown) land in a group that is then deleted rather than recreated.
@@ -185,12 +223,21 @@ export class BrainTumorStack extends Stack {
     new CfnOutput(this, 'DatasetUri', { value: `s3://${data.bucket.bucketName}/${delivery.prefix}` });
     new CfnOutput(this, 'AlarmTopicArn', { value: alarms.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboard.dashboardName });
-    this.housekeeping(config);
+    if (network) new CfnOutput(this, 'VpcId', { value: network.vpc.vpcId });
+    this.housekeeping(config, keys);
   }
 
-  /** Last: log groups (with retention) for functions that have none, then the removal setting. */
-  private housekeeping(config: AppConfig): void {
+  /**
+   * Last: log groups (with retention) for functions that have none, then the removal setting;
+   * strict: every log group encrypted with the logs key, and the HIPAA findings that do not
+   * apply acknowledged resource by resource.
+   */
+  private housekeeping(config: AppConfig, keys: EncryptionKeys | undefined): void {
     giveFunctionsLogGroups(this, config.logRetentionDays, config.removalPolicy);
     applyRemovalSetting(this, config.removalPolicy);
+    if (keys) {
+      keys.encryptLogGroups(this);
+      acknowledgeHipaaFindings(this);
+    }
   }
 }

@@ -45,10 +45,18 @@ export function register(program: Command): void {
         }
         const api = await startApi({ serveUrl, port: opts.port, host: opts.host, apiKey });
         if (opts.json) {
-          console.log(JSON.stringify({ predictUrl: api.predictUrl, apiKey: apiKey ?? null, serveUrl }));
+          console.log(
+            JSON.stringify({
+              predictUrl: api.predictUrl,
+              webUrl: api.webUrl,
+              apiKey: apiKey ?? null,
+              serveUrl,
+            }),
+          );
         } else {
           console.log(`POST ${api.predictUrl}  (image/jpeg, image/png or application/json)`);
           console.log(apiKey ? `API key: ${apiKey}  (header x-api-key)` : 'no API key required');
+          console.log(`web page: ${api.webUrl}  (paste the API key there)`);
           console.log(
             `-> predict Lambda handler -> SageMaker-Runtime emulator ${api.emulatorUrl} -> ${serveUrl}`,
           );

@@ -70,6 +70,7 @@ export function register(program: Command): void {
       for (const t of run.timings) say(`   ${t.phase.padEnd(10)} ${t.seconds.toFixed(1).padStart(7)} s`);
       say('\n== ready');
       say(`   API        ${run.predictUrl}`);
+      say(`   web page   ${new URL('/', run.predictUrl)}  (paste the API key: ${run.apiKey})`);
       say(`   serve      ${run.serveUrl}`);
       say(`   S3         ${run.s3Endpoint} (bucket brain-tumor-local)`);
       say(
@@ -79,6 +80,7 @@ export function register(program: Command): void {
         console.log(
           JSON.stringify({
             predictUrl: run.predictUrl,
+            webUrl: new URL('/', run.predictUrl).href,
             serveUrl: run.serveUrl,
             jobName: run.jobName,
             evaluation: run.evaluation,

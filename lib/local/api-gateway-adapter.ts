@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { acceptRawBodies } from '../../training-container/src/serve/body-limit.ts';
 import { LAMBDA_SYNC_PAYLOAD_BYTES, mediaType } from '../../training-container/src/serve/contract.ts';
 
@@ -34,6 +36,11 @@ export interface ApiGatewayAdapterOptions {
   maxBodyBytes?: number;
   /** Lambda's synchronous invocation limit on the serialized event; default 6,291,456 bytes. */
   maxEventBytes?: number;
+  /**
+   * A folder with the web page (`index.html`, `app.js`): served at `GET /` and `GET /app.js`
+   * without authentication (the page asks for the key and sends it with each request). Default: none.
+   */
+  webDir?: string;
 }
 
 export interface RunningApiGateway {
@@ -83,6 +90,8 @@ export async function startApiGateway(options: ApiGatewayAdapterOptions): Promis
       })
       .type('application/json')
       .send({ error: { code: type, message } });
+
+  if (options.webDir) serveWebPage(app, options.webDir);
 
   app.options(resourcePath, async (_request, reply) => reply.code(204).headers(CORS_HEADERS).send());
 
@@ -145,6 +154,46 @@ export async function startApiGateway(options: ApiGatewayAdapterOptions): Promis
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('API adapter has no TCP address');
   return { url: `http://${host}:${address.port}`, close: () => app.close() };
+}
+
+/**
+ * The page's Content-Security-Policy: its own script and API only; images are the user's files
+ * (blob:) and the heatmaps (data:). The stack serves the same policy (lib/web-page.ts) in a
+ * `<meta>` tag, with the script inlined and allowed by its hash (`frame-ancestors` is left out
+ * there: a meta policy cannot carry it, so that page sends `X-Frame-Options: DENY` instead).
+ */
+export function webPagePolicy(scriptSource = "'self'", options: { meta?: boolean } = {}): string {
+  return [
+    "default-src 'none'",
+    `script-src ${scriptSource}`,
+    "style-src 'unsafe-inline'",
+    'img-src blob: data:',
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    ...(options.meta ? [] : ["frame-ancestors 'none'"]),
+  ].join('; ');
+}
+
+/** `GET /` (and `/index.html`) and `GET /app.js` from `dir`: a fixed list, read once per request. */
+function serveWebPage(app: FastifyInstance, dir: string): void {
+  const files = {
+    '/': ['index.html', 'text/html; charset=utf-8'],
+    '/index.html': ['index.html', 'text/html; charset=utf-8'],
+    '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  } as const;
+  for (const [route, [file, type]] of Object.entries(files)) {
+    app.get(route, async (_request, reply) =>
+      reply
+        .headers({
+          'content-type': type,
+          'cache-control': 'no-cache',
+          'content-security-policy': webPagePolicy(),
+          'x-content-type-options': 'nosniff',
+        })
+        .send(await readFile(path.join(dir, file))),
+    );
+  }
 }
 
 function toProxyEvent(

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Logger, type LogItem } from '@aws-lambda-powertools/logger';
 import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
@@ -21,13 +22,20 @@ export interface LocalApiOptions {
    * so that stdout stays free for a command's own output (`brain-tumor local --json`).
    */
   logger?: Logger;
+  /** Serve the web page (web/) at `GET /`; default true. */
+  webPage?: boolean;
 }
+
+/** The web page's files: `index.html` and `app.js`, no build step. */
+export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
 export interface LocalApi {
   /** The prediction URL: POST images or JSON here (e.g. http://127.0.0.1:3000/predict). */
   predictUrl: string;
   /** Base URL of the API adapter. */
   url: string;
+  /** The web page (`${url}/`), or undefined with `webPage: false`. */
+  webUrl?: string;
   /** Base URL of the SageMaker-Runtime emulator the handler's SDK client talks to. */
   emulatorUrl: string;
   close: () => Promise<void>;
@@ -69,7 +77,13 @@ export async function startApi(options: LocalApiOptions): Promise<LocalApi> {
   const handler = createHandler({ client, endpointName, logger });
   let gateway: Awaited<ReturnType<typeof startApiGateway>>;
   try {
-    gateway = await startApiGateway({ handler, port: options.port ?? 3000, host, apiKey: options.apiKey });
+    gateway = await startApiGateway({
+      handler,
+      port: options.port ?? 3000,
+      host,
+      apiKey: options.apiKey,
+      webDir: options.webPage === false ? undefined : WEB_DIR,
+    });
   } catch (err) {
     await emulator.close();
     client.destroy();
@@ -78,6 +92,7 @@ export async function startApi(options: LocalApiOptions): Promise<LocalApi> {
   return {
     url: gateway.url,
     predictUrl: `${gateway.url}/predict`,
+    webUrl: options.webPage === false ? undefined : `${gateway.url}/`,
     emulatorUrl: emulator.url,
     close: async () => {
       await gateway.close();

@@ -53,7 +53,11 @@ export function stableTemplate(template: Template): unknown {
     .replace(/[0-9a-f]{64}/g, '<asset-hash>')
     .replace(/braintumordetection-[0-9a-f]{20}/g, 'braintumordetection-<job-digest>')
     // The endpoint deployment's trigger hashes the image asset hash too.
-    .replace(/"Settings": "[0-9a-f]{20}"/g, '"Settings": "<settings-digest>"');
+    .replace(/"Settings": "[0-9a-f]{20}"/g, '"Settings": "<settings-digest>"')
+    // The web page (lib/web-page.ts) is inlined in its method, and the API's deployment id hashes
+    // every method: editing web/ must not churn the snapshot (test/infra/web-page.test.ts checks it).
+    .replace(/base64Decode\(\\"[A-Za-z0-9+/=]+\\"\)/g, 'base64Decode(\\"<web page>\\")')
+    .replace(/(ApiDeployment[0-9A-F]{8})[0-9a-f]{32,40}/g, '$1<methods-digest>');
   return JSON.parse(json);
 }
 

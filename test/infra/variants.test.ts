@@ -30,6 +30,15 @@ describe('apiAuth=iam, data capture on, spot off', () => {
     expect(Object.keys(s.template.toJSON().Outputs)).not.toContain('ApiKeyId');
   });
 
+  it('serves no web page: a browser cannot SigV4-sign, so GET / stays unrouted', () => {
+    expect(
+      Object.values(
+        s.template.findResources('AWS::ApiGateway::Method', { Properties: { HttpMethod: 'GET' } }),
+      ),
+    ).toEqual([]);
+    expect(Object.keys(s.template.toJSON().Outputs).filter((k) => k.startsWith('WebPage'))).toEqual([]);
+  });
+
   it('captures a sample of requests to the bucket, and the model role may write only there', () => {
     // The deployment's Prepare step creates each endpoint config with this DataCaptureConfig.
     const [, prepare] = resource(s.template, 'AWS::Lambda::Function', 'EndpointPrepare');

@@ -131,6 +131,24 @@ describe('local API: adapter -> real Lambda handler -> SageMaker-Runtime emulato
     expect(unknown.json).toMatchObject({ error: { code: 'MISSING_AUTHENTICATION_TOKEN' } });
   });
 
+  it('serves the web page at GET / and /app.js without a key, with a CSP; other GETs stay 403', async () => {
+    expect(api.webUrl).toBe(`${api.url}/`);
+    const page = await fetch(api.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await page.text()).toContain('<script type="module" src="./app.js"></script>');
+    const script = await fetch(`${api.url}/app.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await script.text()).toContain("new URL('predict?explain=true', base)");
+    for (const route of ['/web/app.js', '/../package.json', '/index.js']) {
+      const res = await fetch(`${api.url}${route}`);
+      expect(res.status, route).toBe(403);
+      await res.arrayBuffer();
+    }
+  });
+
   it('predict client: a table row per file, errors included', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bt-predict-'));
     try {
@@ -222,6 +240,20 @@ describe('API Gateway adapter', () => {
       const small = await post(url, 'x'.repeat(1_000_000), { 'content-type': 'application/json' });
       expect(small.status).toBe(200);
       expect(calls).toBe(1);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('serves no page unless given a web folder', async () => {
+    const gateway = await startApiGateway({
+      port: 0,
+      handler: async () => ({ statusCode: 200, body: '{}' }),
+    });
+    try {
+      const res = await fetch(`${gateway.url}/`);
+      expect(res.status).toBe(403);
+      await res.arrayBuffer();
     } finally {
       await gateway.close();
     }
