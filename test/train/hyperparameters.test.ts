@@ -27,6 +27,19 @@ describe('parseHyperparameters', () => {
     expect(parseHyperparameters({ profile: 'quick', image_size: '96' }).image_size).toBe(96);
   });
 
+  it('cpu-full is the quick recipe for the hour: 50 epochs within a 58-minute limit', () => {
+    const quick = parseHyperparameters({ profile: 'quick' });
+    const full = parseHyperparameters({ profile: 'cpu-full' });
+    expect({
+      ...full,
+      profile: 'quick',
+      epochs: quick.epochs,
+      time_limit_minutes: quick.time_limit_minutes,
+    }).toEqual(quick);
+    expect(full.epochs).toBe(50);
+    expect(full.time_limit_minutes).toBe(58);
+  });
+
   it('refuses refit without the cosine schedule, whose length does not depend on validation', () => {
     expect(() => parseHyperparameters({ refit: 'true', lr_schedule: 'plateau' })).toThrow(
       /"refit": needs lr_schedule=cosine/,
@@ -52,7 +65,7 @@ describe('parseHyperparameters', () => {
     [{ learning_rate: '-1' }, /"learning_rate"/],
     [{ flip: 'maybe' }, /"flip": expected true or false/],
     [{ engine: 'gpu' }, /"engine": expected one of auto, wasm/],
-    [{ profile: 'fast' }, /"profile": expected one of quick, full/],
+    [{ profile: 'fast' }, /"profile": expected one of quick, cpu-full, full/],
     [{ epoch: '3' }, /unknown hyperparameter "epoch"/],
     [{ validation_fraction: '' }, /"validation_fraction": expected a number/],
   ])('rejects %j with a clear message', (raw, message) => {
