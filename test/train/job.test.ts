@@ -125,7 +125,7 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     );
     expect(code, log.join('\n')).toBe(0);
     expect(log.filter((l) => l.startsWith('epoch='))).toHaveLength(1);
-    expect(log.some((l) => /the cosine schedule spans 1 instead of epochs=50/.test(l))).toBe(true);
+    expect(log.some((l) => /the cosine schedule spans 1 of epochs=50/.test(l))).toBe(true);
   });
 
   it('fails with a reason in the failure file when the train channel is missing', async () => {
