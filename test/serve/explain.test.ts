@@ -219,7 +219,7 @@ describe('explain through the server', () => {
 
 describe('heatmap frame (where the input square lies in the image)', () => {
   it('is the whole image when stretched and the padded square when padded', async () => {
-    const { imageFrame, pixelsFrame } = await import('../../training-container/src/preprocess.ts');
+    const { imageInput, pixelsInput } = await import('../../training-container/src/preprocess.ts');
     const png = await sharp({ create: { width: 48, height: 32, channels: 3, background: '#404040' } })
       .png()
       .toBuffer();
@@ -231,9 +231,38 @@ describe('heatmap frame (where the input square lies in the image)', () => {
       intensity: 'raw',
       grey: false,
     } as const;
-    expect(await imageFrame(png, 16)).toEqual({ left: 0, top: 0, width: 48, height: 32 });
-    expect(await imageFrame(png, pad)).toEqual({ left: 0, top: -8, width: 48, height: 48 });
+    expect((await imageInput(png, 16)).frame).toEqual({ left: 0, top: 0, width: 48, height: 32 });
+    expect((await imageInput(png, pad)).frame).toEqual({ left: 0, top: -8, width: 48, height: 48 });
     const pixels = new Array(32 * 48 * 3).fill(64);
-    expect(await pixelsFrame(pixels, [32, 48, 3], pad)).toEqual({ left: 0, top: -8, width: 48, height: 48 });
+    expect((await pixelsInput(pixels, [32, 48, 3], pad)).frame).toEqual({
+      left: 0,
+      top: -8,
+      width: 48,
+      height: 48,
+    });
+  });
+
+  it('is the head box, squared, when cropped and padded: the same crop the pixels went through', async () => {
+    const { imageInput, imageToRgb } = await import('../../training-container/src/preprocess.ts');
+    // A bright 20 x 10 "head" at (10, 4) on black.
+    const head = await sharp({ create: { width: 20, height: 10, channels: 3, background: '#e0e0e0' } })
+      .png()
+      .toBuffer();
+    const png = await sharp({ create: { width: 64, height: 40, channels: 3, background: '#000000' } })
+      .composite([{ input: head, left: 10, top: 4 }])
+      .png()
+      .toBuffer();
+    const config = {
+      imageSize: 16,
+      version: 2,
+      crop: 'head',
+      resize: 'pad',
+      intensity: 'raw',
+      grey: false,
+    } as const;
+    const input = await imageInput(png, config);
+    // headBox adds a 2 % margin (0 px at this size): 20 x 10 at (10, 4), padded to 20 x 20.
+    expect(input.frame).toEqual({ left: 10, top: -1, width: 20, height: 20 });
+    expect(input.pixels).toEqual(await imageToRgb(png, config));
   });
 });

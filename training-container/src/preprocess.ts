@@ -107,25 +107,35 @@ export async function imageToRgb(
   bytes: Uint8Array,
   sizeOrConfig: number | PreprocessConfig,
 ): Promise<Float32Array> {
+  return (await imageInput(bytes, sizeOrConfig)).pixels;
+}
+
+/** The model's input, and where it lies in the decoded image (what explanations overlay). */
+export interface ModelInput {
+  pixels: Float32Array;
+  /** The input square in the decoded (EXIF-rotated) image's pixels; padding makes it reach outside. */
+  frame: Box;
+}
+
+/** `imageToRgb` with the frame of the model's input in the image. */
+export async function imageInput(
+  bytes: Uint8Array,
+  sizeOrConfig: number | PreprocessConfig,
+): Promise<ModelInput> {
   const config = toPreprocessConfig(sizeOrConfig);
-  const size = config.imageSize;
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty image', 'EMPTY');
   const open = () =>
     sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
       .rotate() // apply EXIF orientation
       .flatten({ background: { r: 0, g: 0, b: 0 } }) // drop alpha onto black, as MRI backgrounds are
       .toColourspace('srgb');
-  let raw: Buffer;
   try {
-    raw = reframes(config)
-      ? await resizeSquare(reframe(await fullRgb(open()), config), size)
-      : await open().resize(size, size, { fit: 'fill', kernel: 'cubic' }).removeAlpha().raw().toBuffer();
+    return await modelInput(open, config);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const tooLarge = /pixel limit|exceeds/i.test(reason);
     throw new ImageDecodeError(`cannot decode image: ${reason}`, tooLarge ? 'TOO_LARGE' : 'UNDECODABLE');
   }
-  return toFloat(adjust(raw, config), size, 3);
 }
 
 /**
@@ -137,8 +147,16 @@ export async function pixelsToRgb(
   shape: readonly [number, number, number],
   sizeOrConfig: number | PreprocessConfig,
 ): Promise<Float32Array> {
+  return (await pixelsInput(pixels, shape, sizeOrConfig)).pixels;
+}
+
+/** `pixelsToRgb` with the frame of the model's input in the image. */
+export async function pixelsInput(
+  pixels: ArrayLike<number>,
+  shape: readonly [number, number, number],
+  sizeOrConfig: number | PreprocessConfig,
+): Promise<ModelInput> {
   const config = toPreprocessConfig(sizeOrConfig);
-  const size = config.imageSize;
   const [h, w, c] = shape;
   if (![1, 3, 4].includes(c))
     throw new ImageDecodeError(`channels must be 1, 3 or 4, got ${c}`, 'BAD_PIXELS');
@@ -168,60 +186,31 @@ export async function pixelsToRgb(
     sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
       .flatten({ background: { r: 0, g: 0, b: 0 } })
       .toColourspace('srgb');
-  const raw = reframes(config)
-    ? await resizeSquare(reframe(await fullRgb(open()), config), size)
-    : await open().resize(size, size, { fit: 'fill', kernel: 'cubic' }).removeAlpha().raw().toBuffer();
-  return toFloat(adjust(raw, config), size, 3);
+  return modelInput(open, config);
 }
 
 /**
- * Where the model's input square lies in the decoded (EXIF-rotated) image, in its pixels, for the
- * same options as `imageToRgb`: the whole image when stretched, the head box when cropped, the
- * padded square around it (offsets may be negative) when padded. Decodes the image again: only
- * explanations (serve's `explain`) need it.
+ * The one path from a decoded pipeline to the model's input: crop/pad on the full-size pixels when
+ * the options reframe, else one cubic resize; then the per-pixel options. The frame comes from the
+ * same crop and pad, so an overlay cannot drift from what the model saw.
  */
-export async function imageFrame(bytes: Uint8Array, sizeOrConfig: number | PreprocessConfig): Promise<Box> {
-  const config = toPreprocessConfig(sizeOrConfig);
-  const open = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
-    .rotate()
-    .flatten({ background: { r: 0, g: 0, b: 0 } })
-    .toColourspace('srgb');
-  return frameOf(await fullRgb(open), config);
-}
-
-/** `imageFrame` for flattened pixel values with shape [h, w, c], already accepted by `pixelsToRgb`. */
-export async function pixelsFrame(
-  pixels: ArrayLike<number>,
-  shape: readonly [number, number, number],
-  sizeOrConfig: number | PreprocessConfig,
-): Promise<Box> {
-  const config = toPreprocessConfig(sizeOrConfig);
-  const [h, w, c] = shape;
-  if (!reframes(config)) return { left: 0, top: 0, width: w, height: h };
-  const bytes = Buffer.alloc(pixels.length);
-  for (let i = 0; i < pixels.length; i++) bytes[i] = Math.round(Number(pixels[i]));
-  const open = sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
-    .flatten({ background: { r: 0, g: 0, b: 0 } })
-    .toColourspace('srgb');
-  return frameOf(await fullRgb(open), config);
-}
-
-function frameOf(image: RgbImage, config: PreprocessConfig): Box {
-  let box: Box =
-    config.crop === 'head'
-      ? headBox(greyOf(image.data), image.width, image.height)
-      : { left: 0, top: 0, width: image.width, height: image.height };
-  if (config.resize === 'pad') {
-    // As padToSquare: centred, the odd pixel of padding right or bottom.
-    const side = Math.max(box.width, box.height);
-    box = {
-      left: box.left - Math.floor((side - box.width) / 2),
-      top: box.top - Math.floor((side - box.height) / 2),
-      width: side,
-      height: side,
-    };
+async function modelInput(open: () => Sharp, config: PreprocessConfig): Promise<ModelInput> {
+  const size = config.imageSize;
+  if (reframes(config)) {
+    const { image, frame } = reframe(await fullRgb(open()), config);
+    return { pixels: toFloat(adjust(await resizeSquare(image, size), config), size, 3), frame };
   }
-  return box;
+  const raw = await open()
+    .resize(size, size, { fit: 'fill', kernel: 'cubic' })
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+  // Metadata is the stored image's: orientations 5-8 rotate it by a quarter turn.
+  const meta = await open().metadata();
+  const turned = (meta.orientation ?? 1) >= 5;
+  const width = (turned ? meta.height : meta.width) ?? size;
+  const height = (turned ? meta.width : meta.height) ?? size;
+  return { pixels: toFloat(adjust(raw, config), size, 3), frame: { left: 0, top: 0, width, height } };
 }
 
 /** A decoded image: `width x height x 3` sRGB bytes, HWC. */
@@ -242,11 +231,24 @@ async function fullRgb(pipeline: Sharp): Promise<RgbImage> {
   return { data, width: info.width, height: info.height };
 }
 
-function reframe(image: RgbImage, config: PreprocessConfig): RgbImage {
+function reframe(image: RgbImage, config: PreprocessConfig): { image: RgbImage; frame: Box } {
   let out = image;
-  if (config.crop === 'head') out = extractBox(out, headBox(greyOf(out.data), out.width, out.height));
-  if (config.resize === 'pad') out = padToSquare(out);
-  return out;
+  let frame: Box = { left: 0, top: 0, width: image.width, height: image.height };
+  if (config.crop === 'head') {
+    frame = headBox(greyOf(out.data), out.width, out.height);
+    out = extractBox(out, frame);
+  }
+  if (config.resize === 'pad') {
+    const padded = padToSquare(out);
+    frame = {
+      left: frame.left - padded.left,
+      top: frame.top - padded.top,
+      width: padded.image.width,
+      height: padded.image.height,
+    };
+    out = padded.image;
+  }
+  return { image: out, frame };
 }
 
 /** Stretches to `size x size` with the cubic kernel (a square input keeps its aspect ratio). */
@@ -389,9 +391,9 @@ function extractBox(image: RgbImage, box: Box): RgbImage {
 }
 
 /** Centres the image on a black square (the odd pixel of padding goes right or bottom). */
-function padToSquare(image: RgbImage): RgbImage {
+function padToSquare(image: RgbImage): { image: RgbImage; left: number; top: number } {
   const side = Math.max(image.width, image.height);
-  if (image.width === side && image.height === side) return image;
+  if (image.width === side && image.height === side) return { image, left: 0, top: 0 };
   const left = Math.floor((side - image.width) / 2);
   const top = Math.floor((side - image.height) / 2);
   const data = new Uint8Array(side * side * 3);
@@ -399,7 +401,7 @@ function padToSquare(image: RgbImage): RgbImage {
     const from = y * image.width * 3;
     data.set(image.data.subarray(from, from + image.width * 3), ((top + y) * side + left) * 3);
   }
-  return { data, width: side, height: side };
+  return { image: { data, width: side, height: side }, left, top };
 }
 
 /** Foreground intensities map to mean 128 and standard deviation 48. */

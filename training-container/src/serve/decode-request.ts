@@ -1,11 +1,10 @@
 import {
   type Box,
   ImageDecodeError,
-  imageFrame,
-  imageToRgb,
+  imageInput,
+  type ModelInput,
   type PreprocessConfig,
-  pixelsFrame,
-  pixelsToRgb,
+  pixelsInput,
 } from '../preprocess.ts';
 import {
   ClientError,
@@ -24,7 +23,7 @@ export interface DecodedRequest {
   images: Float32Array[];
   /** Whether the predictions carry heatmaps (`"explain": true`, or `?explain=true` with an image body). */
   explain: boolean;
-  /** With `explain`: each image's frame (preprocess.ts `imageFrame`), in order. */
+  /** With `explain`: each image's frame (preprocess.ts `ModelInput.frame`), in order. */
   frames?: Box[];
 }
 
@@ -53,9 +52,9 @@ export async function decodeRequest(
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
 
   if ((IMAGE_CONTENT_TYPES as readonly string[]).includes(type)) {
-    const images = [await decodeImage(body, preprocessing, 'image')];
-    if (!explainImage) return { kind: 'single', images, explain: false };
-    return { kind: 'single', images, explain: true, frames: [await imageFrame(body, preprocessing)] };
+    const input = await decodeImage(body, preprocessing, 'image');
+    if (!explainImage) return { kind: 'single', images: [input.pixels], explain: false };
+    return { kind: 'single', images: [input.pixels], explain: true, frames: [input.frame] };
   }
   if (type !== JSON_CONTENT_TYPE) throw new Error(`unhandled content type ${type}`);
 
@@ -65,14 +64,12 @@ export async function decodeRequest(
   const frames: Box[] = [];
   for (const [i, instance] of instances.entries()) {
     const what = `instances[${i}]`;
-    if ('b64' in instance) {
-      const bytes = decodeBase64(instance.b64, `${what}.b64`);
-      images.push(await decodeImage(bytes, preprocessing, what));
-      if (explain) frames.push(await imageFrame(bytes, preprocessing));
-    } else {
-      images.push(await decodePixels(instance.pixels, instance.shape, preprocessing, what));
-      if (explain) frames.push(await pixelsFrame(instance.pixels as number[], instance.shape, preprocessing));
-    }
+    const input =
+      'b64' in instance
+        ? await decodeImage(decodeBase64(instance.b64, `${what}.b64`), preprocessing, what)
+        : await decodePixels(instance.pixels, instance.shape, preprocessing, what);
+    images.push(input.pixels);
+    if (explain) frames.push(input.frame);
   }
   return explain ? { kind: 'batch', images, explain, frames } : { kind: 'batch', images, explain };
 }
@@ -81,9 +78,9 @@ async function decodeImage(
   bytes: Uint8Array,
   preprocessing: number | PreprocessConfig,
   what: string,
-): Promise<Float32Array> {
+): Promise<ModelInput> {
   try {
-    return await imageToRgb(bytes, preprocessing);
+    return await imageInput(bytes, preprocessing);
   } catch (err) {
     throw toClientError(err, what);
   }
@@ -94,10 +91,10 @@ async function decodePixels(
   shape: [number, number, number],
   preprocessing: number | PreprocessConfig,
   what: string,
-): Promise<Float32Array> {
+): Promise<ModelInput> {
   try {
-    // pixelsToRgb checks every value is a finite number in [0, 255].
-    return await pixelsToRgb(pixels as number[], shape, preprocessing);
+    // pixelsInput checks every value is a finite number in [0, 255].
+    return await pixelsInput(pixels as number[], shape, preprocessing);
   } catch (err) {
     throw toClientError(err, what);
   }
