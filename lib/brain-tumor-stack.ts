@@ -31,7 +31,7 @@ export interface BrainTumorStackProps extends StackProps {
 const CONTAINER_DIR = path.join(REPO_ROOT, 'training-container');
 
 /** Lower-case name prefix for jobs, models and the endpoint (SageMaker names allow [a-z0-9-]). */
-function stack_prefix(stackName: string): string {
+export function namePrefixOf(stackName: string): string {
   return stackName
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, '-')
@@ -95,7 +95,7 @@ export class BrainTumorStack extends Stack {
       platform: ecrAssets.Platform.LINUX_AMD64,
       ...(config.containerBaseImage ? { buildArgs } : {}),
     });
-    const namePrefix = stack_prefix(this.stackName);
+    const namePrefix = namePrefixOf(this.stackName);
     const registry = new ModelRegistry(this, 'Registry', {
       namePrefix,
       thresholds: {
@@ -107,6 +107,7 @@ export class BrainTumorStack extends Stack {
       removalPolicy,
     });
     const training = new TrainingPipeline(this, 'Training', {
+      namePrefix,
       bucket: data.bucket,
       image,
       trainerFingerprint: trainerFingerprint(CONTAINER_DIR, buildArgs),

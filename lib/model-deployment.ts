@@ -239,6 +239,8 @@ export class ModelDeployment extends Construct {
         EndpointConfigName: configName,
         // Keep the instance count autoscaling chose; without it each rollout resets it under traffic.
         RetainAllVariantProperties: true,
+        // ...but not the old data capture settings: a changed dataCapture must take effect.
+        ExcludeRetainedVariantProperties: [{ VariantPropertyType: 'DataCaptureConfig' }],
         DeploymentConfig: {
           BlueGreenUpdatePolicy: {
             TrafficRoutingConfiguration: {

@@ -1,3 +1,5 @@
+import { LABELS } from '../training-container/src/labels.ts';
+
 /**
  * SageMaker metric definitions for the trainer's log lines:
  * - per epoch: `epoch=3 train_loss=0.4100 train_acc=0.8600 val_loss=0.3800 val_acc=0.8800 lr=0.001000`
@@ -12,8 +14,8 @@ const field = (name: string) => `epoch=\\d+ .*\\b${name}=${NUMBER}`;
 // `\s` before the name: `accuracy=` must not match inside `balanced_accuracy=`.
 const test = (name: string) => `(?:^|\\s)test: (?:.*\\s)?${name}=${NUMBER}`;
 const recall = (label: string) => `(?:^|\\s)test_recall: (?:.*\\s)?${label}=${NUMBER}`;
-/** The trainer's class names (training-container/src/labels.ts), in its output order. */
-export const RECALL_LABELS = ['glioma', 'meningioma', 'notumor', 'pituitary'] as const;
+/** The trainer's class names, in its output order: a recall metric for each. */
+export const RECALL_LABELS = LABELS;
 
 export const TRAINING_METRIC_DEFINITIONS: ReadonlyArray<{ Name: string; Regex: string }> = [
   { Name: 'epoch', Regex: `\\bepoch=(\\d+) ` },

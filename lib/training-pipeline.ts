@@ -25,6 +25,8 @@ import {
 import { TRAINING_METRIC_DEFINITIONS } from './training-metrics.ts';
 
 export interface TrainingPipelineProps {
+  /** Lower-case prefix of every job name (the stack's; IAM and the registry match on it). */
+  readonly namePrefix: string;
   readonly bucket: s3.IBucket;
   /** The training/serving image the job runs. */
   readonly image: ecrAssets.DockerImageAsset;
@@ -116,10 +118,7 @@ export class TrainingPipeline extends Construct {
     const instanceType = props.instanceType ?? 'ml.g4dn.xlarge';
     const volumeSizeGb = props.volumeSizeGb ?? 30;
 
-    this.jobNamePrefix = stack.stackName
-      .toLowerCase()
-      .replace(/[^a-z0-9-]/g, '-')
-      .slice(0, 40);
+    this.jobNamePrefix = props.namePrefix;
     const identity = {
       stack: stack.stackName,
       trainer: props.trainerFingerprint,

@@ -127,6 +127,7 @@ function describeError(status, body) {
       QUOTA_EXCEEDED: "This API key's daily quota is used up.",
       MODEL_NOT_READY: 'The model is still starting: try again in a few seconds.',
       UPSTREAM_ERROR: 'The model failed to answer: try again, and tell the operator if it persists.',
+      EXPLAIN_UNSUPPORTED: 'This model cannot draw heatmaps; the prediction needs a request without explain.',
       INTEGRATION_TIMEOUT: 'The model took too long to answer: try again.',
     }[code] ??
     (status === 403

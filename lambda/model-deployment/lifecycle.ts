@@ -20,7 +20,7 @@ export const sfn = new SFNClient({});
 const PropsSchema = z.object({
   StateMachineArn: z.string().startsWith('arn:'),
   EndpointName: z.string().min(1),
-  NamePrefix: z.string().min(1),
+  NamePrefix: z.string().regex(/^[a-z0-9-]+$/, 'not a SageMaker name prefix'),
   ModelPackageGroup: z.string().min(1),
   /** 'true' in a dev setting: delete registered packages too, so the group can go. */
   DeletePackages: z.enum(['true', 'false']),
@@ -60,7 +60,9 @@ async function cleanUp(props: z.infer<typeof PropsSchema>): Promise<void> {
     if (!isNotFound(err)) throw err;
   }
   // Only names this stack's deployments create: `<prefix>-v<version>-<digest>`.
-  const ours = (name?: string): name is string => !!name?.startsWith(`${props.NamePrefix}-v`);
+  // Exactly `<prefix>-v<version>-<10 hex>`: another stack whose name starts with ours must not match.
+  const pattern = new RegExp(`^${props.NamePrefix}-v\\d+-[0-9a-f]{10}$`);
+  const ours = (name?: string): name is string => !!name && pattern.test(name);
   for (const name of await listAll(async (NextToken) => {
     const page = await sagemaker.send(
       new ListEndpointConfigsCommand({ NameContains: props.NamePrefix, NextToken }),

@@ -14,7 +14,14 @@ const EventSchema = z.object({ jobName: z.string().min(1) });
 const EnvSchema = z.object({
   MODEL_PACKAGE_GROUP: z.string().min(1),
   APPROVAL_THRESHOLDS: z.string().transform((s, ctx) => {
-    const parsed = ThresholdsSchema.safeParse(JSON.parse(s));
+    let json: unknown;
+    try {
+      json = JSON.parse(s);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'APPROVAL_THRESHOLDS is not JSON' });
+      return z.NEVER;
+    }
+    const parsed = ThresholdsSchema.safeParse(json);
     if (!parsed.success) {
       ctx.addIssue({ code: 'custom', message: parsed.error.message });
       return z.NEVER;

@@ -3,6 +3,7 @@ import {
   base64DecodedLength,
   ClientError,
   decodeBase64,
+  explainQueryOnJson,
   JSON_CONTENT_TYPE,
   MAX_IMAGE_BYTES,
   MAX_JSON_BODY_BYTES,
@@ -80,12 +81,7 @@ export function parsePredictRequest(event: ProxyEvent): PredictRequest {
     };
   }
   if (!json) return { contentType: type, body, instances: 1 };
-  if (explain)
-    throw new ClientError(
-      400,
-      'INVALID_REQUEST',
-      'a JSON request asks for heatmaps with "explain": true in its body, not ?explain',
-    );
+  if (explain) throw explainQueryOnJson();
   const instances = parseInstancesRequest(body.toString('utf8'));
   instances.forEach((instance, i) => {
     if ('b64' in instance && base64DecodedLength(instance.b64) > MAX_IMAGE_BYTES) {

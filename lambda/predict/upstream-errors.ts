@@ -41,6 +41,12 @@ export function mapUpstreamError(err: unknown): UpstreamFailure {
       const body = original ?? errorBody('INVALID_REQUEST', 'the model rejected the request');
       return { status, body, cause: `ModelError(${status})` };
     }
+    if (status === 501) {
+      // The model cannot explain (EXPLAIN_UNSUPPORTED): permanent, so not a retryable 502.
+      const original = parseErrorBody(e.OriginalMessage);
+      const body = original ?? errorBody('EXPLAIN_UNSUPPORTED', 'the model cannot explain its predictions');
+      return { status: 501, body, cause: 'ModelError(501)' };
+    }
     if (status === 503) {
       return {
         status: 503,

@@ -273,6 +273,24 @@ describe('predict Lambda handler (SDK mocked)', () => {
         undefined,
       ],
       [
+        "the container's 501 EXPLAIN_UNSUPPORTED stays a 501 (retrying cannot help)",
+        () =>
+          sdkError(
+            new ModelError({
+              $metadata: {},
+              message: 'x',
+              OriginalStatusCode: 501,
+              OriginalMessage: JSON.stringify({
+                error: { code: 'EXPLAIN_UNSUPPORTED', message: 'no conv block' },
+              }),
+            }),
+            424,
+          ),
+        501,
+        'EXPLAIN_UNSUPPORTED',
+        undefined,
+      ],
+      [
         'throttling -> 429',
         () => sdkError(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }), 400),
         429,

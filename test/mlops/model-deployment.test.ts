@@ -245,12 +245,18 @@ describe('deployment: lifecycle custom resource', () => {
   it("on delete removes the endpoint and only this stack's models and configs; packages only in the dev setting", async () => {
     sagemaker.on(ListEndpointConfigsCommand).resolves({
       EndpointConfigs: [
-        { EndpointConfigName: 'stack-v7-abc' },
+        { EndpointConfigName: 'stack-v7-0123456789' },
         { EndpointConfigName: 'stack-other-thing' },
+        // Stack "stack-v2" deploys under this name: it starts with "stack-v" but is not ours.
+        { EndpointConfigName: 'stack-v2-v3-0123456789' },
       ] as never,
     });
     sagemaker.on(ListModelsCommand).resolves({
-      Models: [{ ModelName: 'stack-v7-abc' }, { ModelName: 'stackx-v1-abc' }] as never,
+      Models: [
+        { ModelName: 'stack-v7-0123456789' },
+        { ModelName: 'stackx-v1-0123456789' },
+        { ModelName: 'stack-v2-v3-0123456789' },
+      ] as never,
     });
     sagemaker
       .on(ListModelPackagesCommand)
@@ -267,9 +273,9 @@ describe('deployment: lifecycle custom resource', () => {
     });
     expect(
       sagemaker.commandCalls(DeleteEndpointConfigCommand).map((c) => c.args[0].input.EndpointConfigName),
-    ).toEqual(['stack-v7-abc']);
+    ).toEqual(['stack-v7-0123456789']);
     expect(sagemaker.commandCalls(DeleteModelCommand).map((c) => c.args[0].input.ModelName)).toEqual([
-      'stack-v7-abc',
+      'stack-v7-0123456789',
     ]);
     expect(sagemaker.commandCalls(DeleteModelPackageCommand)).toHaveLength(0);
 

@@ -209,11 +209,18 @@ describe('explain through the server', () => {
         error: { code: 'INVALID_REQUEST', message: expect.stringMatching(/explain/) },
       });
     }
-    const res = await post(await squarePng(), 'image/png', '?explain=yes');
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({
-      error: { code: 'INVALID_REQUEST', message: expect.stringMatching(/explain/) },
-    });
+    // A malformed query, a repeated one (fastify hands it over as an array), ?explain on JSON.
+    for (const [body, type, query] of [
+      [await squarePng(), 'image/png', '?explain=yes'],
+      [await squarePng(), 'image/png', '?explain=true&explain=false'],
+      [JSON.stringify({ instances: [{ b64 }] }), 'application/json', '?explain=true'],
+    ] as const) {
+      const res = await post(body, type, query);
+      expect(res.status, query).toBe(400);
+      expect(await res.json()).toMatchObject({
+        error: { code: 'INVALID_REQUEST', message: expect.stringMatching(/explain/) },
+      });
+    }
   });
 });
 
@@ -243,7 +250,7 @@ describe('heatmap frame (where the input square lies in the image)', () => {
   });
 
   it('is the head box, squared, when cropped and padded: the same crop the pixels went through', async () => {
-    const { imageInput, imageToRgb } = await import('../../training-container/src/preprocess.ts');
+    const { imageInput } = await import('../../training-container/src/preprocess.ts');
     // A bright 20 x 10 "head" at (10, 4) on black.
     const head = await sharp({ create: { width: 20, height: 10, channels: 3, background: '#e0e0e0' } })
       .png()
@@ -263,6 +270,5 @@ describe('heatmap frame (where the input square lies in the image)', () => {
     const input = await imageInput(png, config);
     // headBox adds a 2 % margin (0 px at this size): 20 x 10 at (10, 4), padded to 20 x 20.
     expect(input.frame).toEqual({ left: 10, top: -1, width: 20, height: 20 });
-    expect(input.pixels).toEqual(await imageToRgb(png, config));
   });
 });

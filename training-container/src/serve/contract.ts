@@ -151,12 +151,24 @@ export type Prediction = z.infer<typeof PredictionSchema>;
 export const PredictionsSchema = z.object({ predictions: z.array(PredictionSchema) });
 
 /** `?explain=...` of an image request: absent -> false; `true`/`false` (any case); anything else is a 400. */
-export function parseExplainQuery(value: string | undefined | null): boolean {
+export function parseExplainQuery(value: unknown): boolean {
   if (value === undefined || value === null) return false;
+  // A repeated key arrives as an array from some servers (fastify), as its last value from others.
+  if (typeof value !== 'string')
+    throw new ClientError(400, 'INVALID_REQUEST', 'explain must be given once, as true or false');
   const v = value.trim().toLowerCase();
   if (v === 'true') return true;
   if (v === 'false') return false;
   throw new ClientError(400, 'INVALID_REQUEST', `explain must be true or false, got "${value.slice(0, 20)}"`);
+}
+
+/** A JSON body says `"explain": true` itself; `?explain` is only for image bodies (both paths check this). */
+export function explainQueryOnJson(): ClientError {
+  return new ClientError(
+    400,
+    'INVALID_REQUEST',
+    'a JSON request asks for heatmaps with "explain": true in its body, not ?explain',
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import {
 import {
   ClientError,
   decodeBase64,
+  explainQueryOnJson,
   IMAGE_CONTENT_TYPES,
   JSON_CONTENT_TYPE,
   MAX_INSTANCES,
@@ -57,6 +58,7 @@ export async function decodeRequest(
     return { kind: 'single', images: [input.pixels], explain: true, frames: [input.frame] };
   }
   if (type !== JSON_CONTENT_TYPE) throw new Error(`unhandled content type ${type}`);
+  if (explainImage) throw explainQueryOnJson();
 
   const { instances, explain } = parseJsonRequest(body.toString('utf8'), maxInstances);
   // Sequential on purpose: decoding in parallel would hold every full-size image in memory at once.

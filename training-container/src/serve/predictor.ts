@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type ArtifactConfig, loadModel, preprocessConfigOf } from '../model-io.ts';
 import type { PreprocessConfig } from '../preprocess.ts';
 import type { Prediction } from './contract.ts';
-import { GradCam, heatmapPng } from './gradcam.ts';
+import { ExplainUnsupportedError, GradCam, heatmapPng } from './gradcam.ts';
 
 /**
  * The loaded model plus the bookkeeping around one batched prediction. Every tensor made here
@@ -66,7 +66,12 @@ export class Predictor {
 
   private async explain(batch: Float32Array, count: number): Promise<Prediction[]> {
     const size = this.config.imageSize;
-    this.gradCam ??= GradCam.forModel(this.model);
+    try {
+      this.gradCam ??= GradCam.forModel(this.model);
+    } catch (err) {
+      // A model without a convolution block to explain: permanent for this model, not a 500.
+      throw new ExplainUnsupportedError(`cannot explain this model: ${(err as Error).message}`);
+    }
     const input = tf.tensor4d(batch, [count, size, size, 3]);
     let explained: Awaited<ReturnType<GradCam['explain']>>;
     try {

@@ -96,7 +96,7 @@ export function buildServer(options: ServerOptions): ServeApp {
   app.post('/invocations', async (request, reply) => {
     if (!predictor) return reply.code(503).send(errorBody('MODEL_NOT_READY', 'model is loading'));
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const query = request.query as Record<string, string | undefined> | undefined;
+    const query = request.query as Record<string, unknown> | undefined;
     const decoded = await decodeRequest(
       request.headers['content-type'],
       body,
