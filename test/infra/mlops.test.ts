@@ -180,6 +180,11 @@ describe('endpoint deployment', () => {
     );
     expect(alarmIds).toHaveLength(2);
     expect(p.DeploymentConfig.AutoRollbackConfiguration.Alarms).toHaveLength(2);
+    expect(p.ExcludeRetainedVariantProperties).toEqual([{ VariantPropertyType: 'DataCaptureConfig' }]);
+    // The rollback alarms are these two alarms, by reference, not any two names.
+    const [, sm] = resource(s.template, 'AWS::StepFunctions::StateMachine', 'EndpointStateMachine');
+    const raw = JSON.stringify(sm.Properties.DefinitionString);
+    for (const id of alarmIds) expect(raw).toContain(JSON.stringify({ Ref: id }));
     // The alarms watch the variant the Prepare step names in every config.
     for (const id of alarmIds) {
       const alarm = s.template.toJSON().Resources[id].Properties;
@@ -215,6 +220,17 @@ describe('endpoint deployment', () => {
       'RolledBack',
       'EndpointFailed',
     ]);
+    // Serving only when InService on the config this run prepared: otherwise it was rolled back.
+    expect(status.Choices[0].And).toEqual(
+      expect.arrayContaining([
+        { Variable: '$.endpoint.config', StringEqualsPath: '$.prepared.endpointConfigName' },
+      ]),
+    );
+    expect(choice.Choices[2]).toEqual({
+      Variable: '$.prepared.instanceTypeChanged',
+      BooleanEquals: true,
+      Next: 'DeregisterScaling',
+    });
     expect(States.RegisterScaling.Parameters).toMatchObject({
       ResourceId: 'endpoint/braintumordetection-endpoint/variant/AllTraffic',
       MinCapacity: 1,
