@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initEngine } from '../../training-container/src/engine/index.ts';
+import { loadOnednnAddon } from '../../training-container/src/engine/onednn.ts';
 import { nativeAvailable } from './helpers.ts';
 
 /** With the addon built, 'auto' prefers onednn over wasm (tfjs-node is never installed here). */
@@ -14,7 +15,20 @@ describe('engine selection with onednn', () => {
     expect(info.name).toBe(native ? 'onednn' : 'wasm');
     expect(tf.getBackend()).toBe(native ? 'onednn' : 'wasm');
     expect(lines.at(-1)).toMatch(
-      native ? /^engine=onednn backend=onednn threads=\d+ \(oneDNN 2\./ : /^engine=wasm/,
+      native ? /^engine=onednn backend=onednn threads=\d+ \(oneDNN [23]\.\d+\.\d+,/ : /^engine=wasm/,
     );
+  });
+});
+
+describe.runIf(native)('the oneDNN the addon runs on', () => {
+  it('is the major version it was compiled against (and ONEDNN_EXPECT_MAJOR when set)', () => {
+    const addon = loadOnednnAddon();
+    if (!addon) throw new Error('native was true, so the addon must load');
+    const { dnnlVersion, headerVersion } = addon.info();
+    const major = (v: string) => v.split('.')[0];
+    expect(major(dnnlVersion)).toBe(major(headerVersion));
+    // The 3.x run (docs/onednn.md) sets it, so a stray 2.x library cannot pass for 3.x.
+    const expected = process.env.ONEDNN_EXPECT_MAJOR;
+    if (expected) expect(major(dnnlVersion)).toBe(expected);
   });
 });

@@ -2,7 +2,8 @@
 export type ConvShape = Int32Array;
 
 export interface OnednnAddon {
-  info(): { dnnlVersion: string; cpuRuntime: string; threads: number };
+  /** dnnlVersion: the library loaded; headerVersion: the headers the addon was compiled against. */
+  info(): { dnnlVersion: string; headerVersion: string; cpuRuntime: string; threads: number };
   /** y = conv(x, filter); NHWC activations, tfjs filter layout. Writes into `y`. */
   conv2dForward(shape: ConvShape, x: Float32Array, filter: Float32Array, y: Float32Array): void;
   /** dx from dy and the filter. Writes into `dx`. */

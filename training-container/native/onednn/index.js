@@ -15,13 +15,21 @@ function load() {
     try {
       addon = require(BINARY);
     } catch (e) {
-      error =
-        e && e.code === 'MODULE_NOT_FOUND'
-          ? new Error(`${BINARY} is not built (install libdnnl-dev, then npm rebuild @brain-tumor/onednn)`)
-          : e;
+      error = e && e.code === 'MODULE_NOT_FOUND' ? new Error(`${BINARY} is not built: ${whyNotBuilt()}`) : e;
     }
   }
   return addon;
+}
+
+// install.cjs records why it did not build the addon, and what fixes that.
+function whyNotBuilt() {
+  try {
+    const status = JSON.parse(
+      require('node:fs').readFileSync(path.join(__dirname, 'install-status.json'), 'utf8'),
+    );
+    if (!status.built) return `${status.reason}. Fix: ${status.fix}`;
+  } catch {}
+  return 'install libdnnl-dev (Debian/Ubuntu) or onednn + libomp (Homebrew), then npm rebuild @brain-tumor/onednn';
 }
 
 function loadError() {

@@ -21,6 +21,8 @@ export interface EngineInfo {
   backend: string;
   /** Human-readable: threads, SIMD, device. */
   detail: string;
+  /** With 'auto': the engines tried first and why each could not start. */
+  skipped?: { engine: EngineName; reason: string }[];
 }
 
 export const ENGINE_NAMES: readonly EngineName[] = [
@@ -81,9 +83,10 @@ export async function initEngine(
   // Backend-independent, and it removes the full-size Tile that dominated batch-norm backprop.
   registerLeanBatchNormGradient();
   const candidates = preference === 'auto' ? AUTO_ORDER : [preference];
+  const skipped: { engine: EngineName; reason: string }[] = [];
   for (const name of candidates) {
     try {
-      const info = await startEngine(name);
+      const info: EngineInfo = { ...(await startEngine(name)), ...(skipped.length > 0 ? { skipped } : {}) };
       current = info;
       currentPreference = preference;
       log(`engine=${info.name} backend=${info.backend} ${info.detail}`);
@@ -93,6 +96,7 @@ export async function initEngine(
       const reason =
         err instanceof EngineUnavailableError ? err.reason : err instanceof Error ? err.message : String(err);
       log(`engine ${name} skipped: ${reason}`);
+      skipped.push({ engine: name, reason });
     }
   }
   throw new Error('no tfjs engine could start (not even cpu)');

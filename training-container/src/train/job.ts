@@ -24,6 +24,7 @@ import {
   parseHyperparameters,
 } from './hyperparameters.ts';
 import { type TrainLoopResult, trainLoop } from './loop.ts';
+import { watchPace } from './pace.ts';
 import { createProgress } from './progress.ts';
 
 /** A problem with the job's input or settings: its message goes to /opt/ml/output/failure as is. */
@@ -158,6 +159,13 @@ async function trainAndReport(
     .digest('hex')
     .slice(0, 16);
   const progress = createProgress();
+  const pace = watchPace({
+    engine,
+    epochs: hp.epochs,
+    timeLimitMinutes: hp.time_limit_minutes,
+    jobStartedAt: started,
+    log: (line) => progress.log(line, log),
+  });
   const loopOptions = {
     data: trainSet,
     classWeights,
@@ -176,9 +184,14 @@ async function trainAndReport(
     log: (line: string) => progress.log(line, log),
     shouldStop,
     jobStartedAt: started,
-    onEpochStart: (epoch: number, steps: number, start: number) =>
-      progress.start(`epoch ${epoch}`, steps, start),
-    onStep: (step: number, loss: number) => progress.update(step, loss),
+    onEpochStart: (epoch: number, steps: number, start: number) => {
+      pace.onEpochStart(epoch, steps, start);
+      progress.start(`epoch ${epoch}`, steps, start);
+    },
+    onStep: (step: number, loss: number) => {
+      progress.update(step, loss);
+      pace.onStep(step);
+    },
   };
   const result = await trainLoop({
     ...loopOptions,

@@ -20,6 +20,9 @@ static Napi::Value info(const Napi::CallbackInfo &info) {
   const dnnl_version_t *v = dnnl_version();
   auto out = Napi::Object::New(env);
   out.Set("dnnlVersion", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  // The headers compiled against (which API conv.cc uses) beside the library loaded at run time.
+  out.Set("headerVersion", std::to_string(DNNL_VERSION_MAJOR) + "." + std::to_string(DNNL_VERSION_MINOR) + "." +
+                               std::to_string(DNNL_VERSION_PATCH));
   out.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : "other");
   out.Set("threads", omp_get_max_threads());
   return out;

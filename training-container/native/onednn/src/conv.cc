@@ -1,6 +1,8 @@
 // tfjs Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter and the DepthwiseConv2dNative* trio on
-// oneDNN 2.x convolution primitives (Debian bookworm ships 2.6.3, which still has the operation-
-// descriptor API that 3.x removed).
+// oneDNN convolution primitives, 2.x or 3.x. The two differ only in how a primitive descriptor is
+// made: 2.x builds an operation descriptor first (Debian 12 ships 2.6.3), 3.x removed those and
+// takes the same arguments in the primitive descriptor's constructor. The three *Pd functions
+// below are the only version-dependent code in the addon.
 //
 // Activations are NHWC as tfjs stores them; filters keep tfjs's layout ([kh, kw, in, out], or
 // [kh, kw, in, multiplier] for depthwise = a grouped convolution with groups = in) and are
@@ -56,9 +58,36 @@ struct ConvShape {
   memory::dims padR() const { return {pb, pr}; }
 
   dnnl::convolution_forward::primitive_desc forwardPd() const {
+#if DNNL_VERSION_MAJOR >= 3
+    return {cpuEngine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src(), weightsAny(),
+            dst(), strides(), dilates(), padL(), padR()};
+#else
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src(),
                                       weightsAny(), dst(), strides(), dilates(), padL(), padR());
     return {d, cpuEngine()};
+#endif
+  }
+
+  dnnl::convolution_backward_data::primitive_desc backwardDataPd() const {
+#if DNNL_VERSION_MAJOR >= 3
+    return {cpuEngine(), dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(), strides(), dilates(),
+            padL(), padR(), forwardPd()};
+#else
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(), strides(),
+                                            dilates(), padL(), padR());
+    return {d, cpuEngine(), forwardPd()};
+#endif
+  }
+
+  dnnl::convolution_backward_weights::primitive_desc backwardWeightsPd() const {
+#if DNNL_VERSION_MAJOR >= 3
+    return {cpuEngine(), dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(), strides(), dilates(),
+            padL(), padR(), forwardPd()};
+#else
+    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(),
+                                               strides(), dilates(), padL(), padR());
+    return {d, cpuEngine(), forwardPd()};
+#endif
   }
 };
 
@@ -126,9 +155,7 @@ Forward &forward(const ConvShape &s) {
 BackwardData &backwardData(const ConvShape &s) {
   auto &slot = backwardDataCache[s.key()];
   if (!slot) {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, s.src(), s.weightsAny(), s.dst(),
-                                            s.strides(), s.dilates(), s.padL(), s.padR());
-    dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), s.forwardPd());
+    const auto pd = s.backwardDataPd();
     slot = std::make_unique<BackwardData>(BackwardData{dnnl::convolution_backward_data(pd), {}});
     slot->w.init(s, pd.weights_desc(), true);
   }
@@ -138,9 +165,7 @@ BackwardData &backwardData(const ConvShape &s) {
 BackwardWeights &backwardWeights(const ConvShape &s) {
   auto &slot = backwardWeightsCache[s.key()];
   if (!slot) {
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, s.src(), s.weightsAny(), s.dst(),
-                                               s.strides(), s.dilates(), s.padL(), s.padR());
-    dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), s.forwardPd());
+    const auto pd = s.backwardWeightsPd();
     slot = std::make_unique<BackwardWeights>(BackwardWeights{dnnl::convolution_backward_weights(pd), {}});
     slot->w.init(s, pd.diff_weights_desc(), false);
   }
