@@ -23,6 +23,8 @@ export interface ServeProcessOptions {
   readyTimeoutMs?: number;
   /** Each log line of the child (stdout and stderr); default: dropped. */
   onLog?: (line: string) => void;
+  /** More environment for the child, e.g. SAGEMAKER_BATCH=true for a transform job's container. */
+  env?: Record<string, string>;
 }
 
 export interface ServeProcess {
@@ -46,6 +48,7 @@ export async function startServeProcess(options: ServeProcessOptions): Promise<S
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...options.env,
     OPT_ML_ROOT: root,
     SAGEMAKER_BIND_TO_PORT: String(port),
     BRAIN_TUMOR_SERVE_HOST: host,

@@ -41,7 +41,49 @@ export const MAX_INSTANCES = 16;
 
 export const IMAGE_CONTENT_TYPES = ['image/jpeg', 'image/png'] as const;
 export const JSON_CONTENT_TYPE = 'application/json';
+/** What the HTTPS API (and so the predict Lambda) accepts; the container takes these and the batch types below. */
 export const SUPPORTED_CONTENT_TYPES: readonly string[] = [...IMAGE_CONTENT_TYPES, JSON_CONTENT_TYPE];
+
+/**
+ * JSON Lines: one record per line, what a Batch Transform job with SplitType=Line and
+ * BatchStrategy=MULTI_RECORD sends (many records of a .jsonl object, joined by newlines). The
+ * container only: the API has no use for it. Answered as `application/jsonlines`.
+ */
+export const JSONLINES_CONTENT_TYPE = 'application/jsonlines';
+export const JSONLINES_CONTENT_TYPES: readonly string[] = [JSONLINES_CONTENT_TYPE, 'application/x-jsonlines'];
+
+/** SageMaker's name for "some image" (Batch Transform with SplitType=None sends one S3 object per request). */
+export const X_IMAGE_CONTENT_TYPE = 'application/x-image';
+
+/** In batch mode any image type is accepted and the bytes are sniffed: the job's ContentType is one for all objects. */
+export function isBatchImageType(type: string | undefined): boolean {
+  return type === X_IMAGE_CONTENT_TYPE || (type?.startsWith('image/') ?? false);
+}
+
+/** SageMaker caps a transform job's MaxPayloadInMB at 100. */
+export const MAX_BATCH_PAYLOAD_MB = 100;
+
+/**
+ * Bytes in `mb` "MB" of payload. SageMaker does not say whether its MB is 10^6 or 2^20 bytes; the
+ * larger reading lets the container accept whatever the agent sends, and it is the unit
+ * MAX_BODY_BYTES already uses. The local batch client packs its bodies with the same function.
+ */
+export function payloadBytes(mb: number): number {
+  return mb * 1024 * 1024;
+}
+
+/**
+ * `GET /execution-parameters`: what the container asks a transform job to use when the job does
+ * not set these itself (SageMaker: job parameters, else this answer, else its defaults 1 /
+ * MULTI_RECORD / 6).
+ */
+export const ExecutionParametersSchema = z.object({
+  MaxConcurrentTransforms: z.number().int().positive(),
+  BatchStrategy: z.enum(['MULTI_RECORD', 'SINGLE_RECORD']),
+  MaxPayloadInMB: z.number().int().min(0).max(MAX_BATCH_PAYLOAD_MB),
+});
+export type ExecutionParameters = z.infer<typeof ExecutionParametersSchema>;
+export type BatchStrategy = ExecutionParameters['BatchStrategy'];
 
 /** Error codes a client can see; each comes with an HTTP status and a human message. */
 export type ErrorCode =
@@ -106,6 +148,13 @@ const PixelsInstance = z.strictObject({
 });
 const B64Instance = z.strictObject({ b64: z.string() });
 
+/** A JSON Lines record's `id`: any string the caller picks (the local batch command sends file paths), echoed back. */
+export const MAX_RECORD_ID_LENGTH = 4096;
+const RecordId = z
+  .string({ error: 'id must be a string' })
+  .max(MAX_RECORD_ID_LENGTH, `id must be at most ${MAX_RECORD_ID_LENGTH} characters`)
+  .optional();
+
 export const InstanceSchema = z.union([B64Instance, PixelsInstance], {
   error: 'each instance must be {"b64": "<base64 image>"} or {"pixels": [...], "shape": [h, w, c]}',
 });
@@ -149,6 +198,62 @@ export const PredictionSchema = z.object({
 export type Prediction = z.infer<typeof PredictionSchema>;
 
 export const PredictionsSchema = z.object({ predictions: z.array(PredictionSchema) });
+
+/** One answer line: the prediction (plus `id`), or the record's error (plus `id` when it could be read). */
+export const JsonLinesRowSchema = z.union([
+  PredictionSchema.extend({ id: z.string().optional() }),
+  z.object({ id: z.string().optional(), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type JsonLinesRow = z.infer<typeof JsonLinesRowSchema>;
+
+/** A line of a JSON Lines body, validated: an instance to predict, or the error its answer line carries. */
+export type JsonLinesRecord =
+  | { line: number; id?: string; instance: Instance; error?: undefined }
+  | { line: number; id?: string; instance?: undefined; error: ClientError };
+
+/**
+ * The records of a JSON Lines body, one per non-blank line (`\n` or `\r\n`; a trailing newline
+ * and blank lines are not records), still unparsed so that a large body is parsed a chunk at a time.
+ */
+export function splitJsonLines(text: string): { line: number; text: string }[] {
+  const records: { line: number; text: string }[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim()) records.push({ line: i + 1, text: line });
+  });
+  return records;
+}
+
+/**
+ * Validates one JSON Lines record. Never throws: a bad record becomes its own error row, because a
+ * transform job fails as a whole on a non-2xx answer and one bad file must not stop the others.
+ */
+export function parseJsonLinesRecord(text: string, line: number): JsonLinesRecord {
+  const what = `line ${line}`;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : 'invalid JSON';
+    return { line, error: new ClientError(400, 'MALFORMED_JSON', `${what} is not valid JSON: ${reason}`) };
+  }
+  const shape = `each line must be {"b64": "<base64 image>", "id"?: "..."} or {"pixels": [...], "shape": [h, w, c], "id"?: "..."}`;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return { line, error: new ClientError(400, 'INVALID_REQUEST', `${what}: ${shape}`) };
+  }
+  const { id: rawId, ...rest } = json as Record<string, unknown>;
+  const id = RecordId.safeParse(rawId);
+  if (!id.success) {
+    return { line, error: new ClientError(400, 'INVALID_REQUEST', `${what}: ${firstIssue(id.error)}`) };
+  }
+  // The rest is an instance of the JSON contract; the id is echoed even when that part is wrong,
+  // so the caller can tell which record it was.
+  const instance = InstanceSchema.safeParse(rest);
+  if (!instance.success) {
+    return { line, id: id.data, error: new ClientError(400, 'INVALID_REQUEST', `${what}: ${shape}`) };
+  }
+  return { line, id: id.data, instance: instance.data };
+}
 
 /** `?explain=...` of an image request: absent -> false; `true`/`false` (any case); anything else is a 400. */
 export function parseExplainQuery(value: unknown): boolean {

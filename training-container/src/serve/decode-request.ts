@@ -11,11 +11,15 @@ import {
   decodeBase64,
   explainQueryOnJson,
   IMAGE_CONTENT_TYPES,
+  type Instance,
+  isBatchImageType,
   JSON_CONTENT_TYPE,
+  JSONLINES_CONTENT_TYPES,
   MAX_INSTANCES,
   mediaType,
   parseJsonRequest,
   SUPPORTED_CONTENT_TYPES,
+  X_IMAGE_CONTENT_TYPE,
 } from './contract.ts';
 
 /** A request turned into model inputs: `single` answers one object, `batch` answers `{predictions}`. */
@@ -32,7 +36,7 @@ export interface DecodedRequest {
  * Turns an `/invocations` body into preprocessed images, through the same preprocessing module
  * the trainer uses, with the model's recorded preprocessing (a bare image size means version 1).
  * Every client mistake becomes a ClientError (4xx); nothing else is thrown
- * for bad input.
+ * for bad input. JSON Lines bodies are not decoded here: ./jsonlines.ts answers them record by record.
  */
 export async function decodeRequest(
   contentType: string | undefined,
@@ -41,18 +45,24 @@ export async function decodeRequest(
   maxInstances = MAX_INSTANCES,
   /** `?explain=` for an image body (a JSON body says it in its own `explain`). */
   explainImage = false,
+  /**
+   * Batch Transform mode: any `image/*` type and `application/x-image` are image bodies too (the
+   * decoder sniffs the bytes), since a job has one ContentType for all its objects.
+   */
+  options: { batch?: boolean } = {},
 ): Promise<DecodedRequest> {
   const type = mediaType(contentType);
-  if (!type || !SUPPORTED_CONTENT_TYPES.includes(type)) {
+  const image = isImageBody(type, options.batch ?? false);
+  if (!type || !(image || type === JSON_CONTENT_TYPE)) {
     throw new ClientError(
       415,
       'UNSUPPORTED_MEDIA_TYPE',
-      `content type ${type ? `"${type}"` : '(none)'} is not supported; send ${SUPPORTED_CONTENT_TYPES.join(', ')}`,
+      `content type ${type ? `"${type}"` : '(none)'} is not supported; send ${containerContentTypes(options.batch ?? false).join(', ')}`,
     );
   }
   if (body.length === 0) throw new ClientError(400, 'EMPTY_BODY', 'request body is empty');
 
-  if ((IMAGE_CONTENT_TYPES as readonly string[]).includes(type)) {
+  if (image) {
     const input = await decodeImage(body, preprocessing, 'image');
     if (!explainImage) return { kind: 'single', images: [input.pixels], explain: false };
     return { kind: 'single', images: [input.pixels], explain: true, frames: [input.frame] };
@@ -65,15 +75,39 @@ export async function decodeRequest(
   const images: Float32Array[] = [];
   const frames: Box[] = [];
   for (const [i, instance] of instances.entries()) {
-    const what = `instances[${i}]`;
-    const input =
-      'b64' in instance
-        ? await decodeImage(decodeBase64(instance.b64, `${what}.b64`), preprocessing, what)
-        : await decodePixels(instance.pixels, instance.shape, preprocessing, what);
+    const input = await decodeInstance(instance, preprocessing, `instances[${i}]`);
     images.push(input.pixels);
     if (explain) frames.push(input.frame);
   }
   return explain ? { kind: 'batch', images, explain, frames } : { kind: 'batch', images, explain };
+}
+
+/** Whether `type` is an image body: image/jpeg and image/png, in batch mode also any image/* and application/x-image. */
+export function isImageBody(type: string | undefined, batch: boolean): boolean {
+  if (!type) return false;
+  return (IMAGE_CONTENT_TYPES as readonly string[]).includes(type) || (batch && isBatchImageType(type));
+}
+
+/** Every content type `/invocations` takes, for the 415 message. */
+function containerContentTypes(batch: boolean): string[] {
+  return [
+    ...SUPPORTED_CONTENT_TYPES,
+    ...JSONLINES_CONTENT_TYPES,
+    ...(batch ? [X_IMAGE_CONTENT_TYPE, 'image/*'] : []),
+  ];
+}
+
+/** One instance (`b64` or `pixels`) of a JSON or JSON Lines body into the model's input; `what` names it in errors. */
+export async function decodeInstance(
+  instance: Instance,
+  preprocessing: number | PreprocessConfig,
+  what: string,
+  /** How base64 errors name the field. */
+  b64What = `${what}.b64`,
+): Promise<ModelInput> {
+  return 'b64' in instance
+    ? decodeImage(decodeBase64(instance.b64, b64What), preprocessing, what)
+    : decodePixels(instance.pixels, instance.shape, preprocessing, what);
 }
 
 async function decodeImage(

@@ -1,5 +1,6 @@
 import type { EngineName } from '../engine/index.ts';
 import { optMlPaths } from '../paths.ts';
+import { batchModeFromEnv } from './batch-mode.ts';
 import { buildServer } from './server.ts';
 
 export interface ServeOptions {
@@ -24,7 +25,9 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const modelDir = options.modelDir ?? optMlPaths().model;
   const port = options.port ?? Number(process.env.SAGEMAKER_BIND_TO_PORT || 8080);
   const host = options.host ?? (process.env.BRAIN_TUMOR_SERVE_HOST || '0.0.0.0');
-  const { app, ready } = buildServer({ modelDir, engine: options.engine });
+  // Read before listening: a malformed SAGEMAKER_* variable stops the container with its name.
+  const batch = batchModeFromEnv();
+  const { app, ready } = buildServer({ modelDir, engine: options.engine, batch });
 
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {

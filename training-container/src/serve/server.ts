@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
+import { type BatchMode, batchModeFromEnv, EXECUTION_PARAMETERS } from './batch-mode.ts';
 import { acceptRawBodies } from './body-limit.ts';
-import { ClientError, errorBody, MAX_BODY_BYTES, MAX_INSTANCES, parseExplainQuery } from './contract.ts';
-import { decodeRequest } from './decode-request.ts';
+import {
+  ClientError,
+  errorBody,
+  JSONLINES_CONTENT_TYPE,
+  JSONLINES_CONTENT_TYPES,
+  MAX_INSTANCES,
+  mediaType,
+  parseExplainQuery,
+} from './contract.ts';
+import { decodeRequest, isImageBody } from './decode-request.ts';
 import { ExplainUnsupportedError } from './gradcam.ts';
+import { answerJsonLines, errorRow } from './jsonlines.ts';
 import { Predictor } from './predictor.ts';
 
 export interface ServerOptions {
@@ -12,7 +22,12 @@ export interface ServerOptions {
   modelDir: string;
   /** tfjs engine; default env BRAIN_TUMOR_ENGINE, else 'auto'. */
   engine?: EngineName | 'auto';
-  /** Largest request body in bytes; default 6 MB (the SageMaker real-time limit). */
+  /**
+   * Batch Transform mode (./batch-mode.ts); default read from the environment SageMaker sets
+   * (SAGEMAKER_BATCH, SAGEMAKER_MAX_PAYLOAD_IN_MB, ...), which outside a transform job is off.
+   */
+  batch?: BatchMode;
+  /** Largest request body in bytes; default the batch mode's: 6 MB (the SageMaker real-time limit), or MaxPayloadInMB. */
   maxBodyBytes?: number;
   /** Most instances in one JSON request; default 16. */
   maxInstances?: number;
@@ -29,14 +44,17 @@ export interface ServeApp {
 }
 
 /**
- * The SageMaker hosting contract: `GET /ping`, `POST /invocations`. The model loads in the
- * background so the port answers (503) at once, and /ping turns 200 only after a warm-up prediction.
+ * The SageMaker hosting contract: `GET /ping`, `POST /invocations`, and for Batch Transform
+ * `GET /execution-parameters`. The model loads in the background so the port answers (503) at
+ * once, and /ping turns 200 only after a warm-up prediction.
  */
 export function buildServer(options: ServerOptions): ServeApp {
   const maxInstances = options.maxInstances ?? MAX_INSTANCES;
+  const batch = options.batch ?? batchModeFromEnv();
+  const maxBodyBytes = options.maxBodyBytes ?? batch.maxBodyBytes;
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
-    bodyLimit: options.maxBodyBytes ?? MAX_BODY_BYTES,
+    bodyLimit: maxBodyBytes,
     // On close: refuse new requests with 503, let in-flight ones finish, drop idle keep-alives.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -64,6 +82,17 @@ export function buildServer(options: ServerOptions): ServeApp {
       },
       'model loaded and warmed up',
     );
+    if (batch.enabled) {
+      app.log.info(
+        {
+          maxBodyBytes,
+          maxPayloadInMB: batch.maxPayloadInMB,
+          batchStrategy: batch.strategy,
+          maxConcurrentTransforms: batch.maxConcurrentTransforms,
+        },
+        'batch transform mode',
+      );
+    }
     predictor = loaded;
     return loaded;
   })();
@@ -85,7 +114,7 @@ export function buildServer(options: ServerOptions): ServeApp {
   // Every body arrives as raw bytes: the route decides by content type, so a bad JSON body or an
   // unknown type becomes our own 4xx error rather than the framework's. An oversized body is read
   // to its end before the 413, so that every client can read the answer (body-limit.ts).
-  acceptRawBodies(app, { limit: options.maxBodyBytes ?? MAX_BODY_BYTES });
+  acceptRawBodies(app, { limit: maxBodyBytes });
 
   app.get('/ping', async (_req, reply) => {
     if (predictor) return reply.code(200).send({ status: 'ok', modelVersion: predictor.config.modelVersion });
@@ -93,27 +122,65 @@ export function buildServer(options: ServerOptions): ServeApp {
     return reply.code(503).send(errorBody('MODEL_NOT_READY', message));
   });
 
+  // Batch Transform asks this before its first request; the job's own settings take precedence.
+  app.get('/execution-parameters', async (_req, reply) => reply.code(200).send(EXECUTION_PARAMETERS));
+
   app.post('/invocations', async (request, reply) => {
     if (!predictor) return reply.code(503).send(errorBody('MODEL_NOT_READY', 'model is loading'));
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const query = request.query as Record<string, unknown> | undefined;
-    const decoded = await decodeRequest(
-      request.headers['content-type'],
-      body,
-      predictor.preprocessing,
-      maxInstances,
-      parseExplainQuery(query?.explain),
-    );
+    const type = mediaType(request.headers['content-type']);
+
+    if (type && JSONLINES_CONTENT_TYPES.includes(type)) {
+      if (parseExplainQuery(query?.explain)) {
+        throw new ClientError(400, 'INVALID_REQUEST', 'explain is not available for application/jsonlines');
+      }
+      // An empty body is zero records: zero lines answer it, in batch mode as in real time.
+      const answer = await answerJsonLines(body, predictor, maxInstances);
+      request.log.info({ records: answer.records, errors: answer.errors }, 'jsonlines answered');
+      return reply.code(200).type(JSONLINES_CONTENT_TYPE).send(answer.body);
+    }
+
+    const explain = parseExplainQuery(query?.explain);
+    let decoded: Awaited<ReturnType<typeof decodeRequest>>;
+    try {
+      decoded = await decodeRequest(
+        request.headers['content-type'],
+        body,
+        predictor.preprocessing,
+        maxInstances,
+        explain,
+        { batch: batch.enabled },
+      );
+    } catch (err) {
+      // In a transform job one S3 object is one image body (SplitType=None), and a non-2xx answer
+      // fails the whole job: the image's own problem becomes its error row instead.
+      if (batch.enabled && err instanceof ClientError && isImageBody(type, true) && err.status !== 415) {
+        request.log.info({ code: err.code }, 'batch record answered with an error row');
+        return reply.code(200).type(rowType(request.headers.accept)).send(errorRow(undefined, err));
+      }
+      throw err;
+    }
     const predictions = await predictor.predict(decoded.images, { explain: decoded.explain });
     predictions.forEach((p, i) => {
       const frame = decoded.frames?.[i];
       if (p.heatmap && frame) p.heatmap.frame = frame;
     });
-    return reply
-      .code(200)
-      .type('application/json')
-      .send(decoded.kind === 'single' ? predictions[0] : { predictions });
+    if (decoded.kind === 'single') {
+      return reply.code(200).type(rowType(request.headers.accept)).send(predictions[0]);
+    }
+    return reply.code(200).type('application/json').send({ predictions });
   });
+
+  /**
+   * One image's answer is one JSON object, which is also one JSON Lines line: in batch mode it is
+   * labelled as the job's Accept asks (a job whose other inputs are .jsonl asks for
+   * application/jsonlines), elsewhere as JSON, as it always was.
+   */
+  const rowType = (accept: string | undefined) =>
+    batch.enabled && JSONLINES_CONTENT_TYPES.includes(mediaType(accept) ?? '')
+      ? JSONLINES_CONTENT_TYPE
+      : 'application/json';
 
   app.setNotFoundHandler((request, reply) => {
     reply
@@ -135,9 +202,12 @@ export function buildServer(options: ServerOptions): ServeApp {
       const code =
         status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_REQUEST';
       const message =
-        status === 413
-          ? `request body is larger than ${(options.maxBodyBytes ?? MAX_BODY_BYTES) / 2 ** 20} MB`
-          : error.message;
+        status === 413 ? `request body is larger than ${maxBodyBytes / 2 ** 20} MB` : error.message;
+      // A transform job's image object over the limit: its error row, not a failed job (as above).
+      if (status === 413 && batch.enabled && isImageBody(mediaType(request.headers['content-type']), true)) {
+        request.log.info({ code }, 'batch record answered with an error row');
+        return reply.code(200).type(rowType(request.headers.accept)).send(errorBody(code, message));
+      }
       request.log.info({ code, status }, 'rejected request');
       return reply.code(status).send(errorBody(code, message));
     }
