@@ -3,6 +3,7 @@ import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import type { Construct } from 'constructs';
 import { Alarms, vcpusOf } from './alarms.ts';
+import { BatchTransform } from './batch-transform.ts';
 import { type AppConfig, REPO_ROOT } from './config.ts';
 import { Dashboard } from './dashboard.ts';
 import { DataBucket } from './data-bucket.ts';
@@ -141,6 +142,17 @@ export class BrainTumorStack extends Stack {
       encryptionKey: keys?.data,
       network,
     });
+    // Batch transform with the model the endpoint serves (started by `brain-tumor batch --aws`).
+    const batch = new BatchTransform(this, 'Batch', {
+      bucket: data.bucket,
+      namePrefix,
+      deployment: endpoint,
+      stateMachineName: `${this.stackName}-batch`,
+      logRetentionDays: config.logRetentionDays,
+      removalPolicy,
+      encryptionKey: keys?.data,
+      network: network ? { vpc: network.vpc, subnets: network.subnets } : undefined,
+    });
     const api = new PredictApi(this, 'Api', {
       endpointName: endpoint.endpointName,
       endpointArn: endpoint.endpointArn,
@@ -202,6 +214,7 @@ export class BrainTumorStack extends Stack {
       removalPolicy: config.removalPolicy,
       endpointName: endpoint.endpointName,
       endpointEncryptionKey: keys?.logs,
+      transformJobs: true,
     });
     // With a fixed endpoint name the group can outlive the endpoint on delete, so its last logs
     // (container shutdown) land in a group that is then deleted rather than recreated.
@@ -220,6 +233,10 @@ export class BrainTumorStack extends Stack {
     new CfnOutput(this, 'TrainingJobName', { value: training.jobName });
     new CfnOutput(this, 'TrainingStateMachineArn', { value: training.stateMachine.stateMachineArn });
     new CfnOutput(this, 'DeploymentStateMachineArn', { value: endpoint.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'BatchStateMachineArn', {
+      value: batch.stateMachine.stateMachineArn,
+      description: 'brain-tumor batch --aws --prefix <images/> (docs/batch.md)',
+    });
     new CfnOutput(this, 'ModelPackageGroup', { value: registry.groupName });
     new CfnOutput(this, 'DatasetUri', { value: `s3://${data.bucket.bucketName}/${delivery.prefix}` });
     new CfnOutput(this, 'AlarmTopicArn', { value: alarms.topic.topicArn });

@@ -65,8 +65,11 @@ function hipaaSuppressions(type: string, path: string, node: CfnResource): Suppr
 }
 
 /** How each Lambda of the stack is invoked, by its construct path. */
-function invocation(path: string): 'api' | 'stepFunctions' | 'provider' | 'cloudFormation' | undefined {
+function invocation(
+  path: string,
+): 'api' | 'stepFunctions' | 'batch' | 'provider' | 'cloudFormation' | undefined {
   if (/\/Api\/Handler\/Resource$/.test(path)) return 'api';
+  if (/\/Batch\/(Plan|Collect|Summarize)\/Resource$/.test(path)) return 'batch';
   if (/\/(Registry\/Register|Endpoint\/Prepare)\/Resource$/.test(path)) return 'stepFunctions';
   if (/\/(Training\/Start|Endpoint\/Lifecycle)\/Resource$/.test(path)) return 'provider';
   if (
@@ -82,6 +85,8 @@ const DLQ_REASONS = {
   api: 'API Gateway invokes it synchronously and the client receives every error; a dead-letter queue only receives failed asynchronous invocations.',
   stepFunctions:
     'Step Functions invokes it synchronously, retries service errors and fails the execution otherwise; a dead-letter queue only receives failed asynchronous invocations.',
+  batch:
+    'The batch transform state machine invokes it synchronously, retries service errors and fails the run otherwise (the run can be redriven); a dead-letter queue only receives failed asynchronous invocations.',
   provider:
     'The custom-resource Provider framework invokes it synchronously and reports its failure to CloudFormation; a dead-letter queue only receives failed asynchronous invocations.',
   cloudFormation:
@@ -99,7 +104,9 @@ function lambdaSuppressions(path: string, node: CfnResource): Suppression[] {
       reason:
         how === 'api'
           ? "The API stage's throttle (apiRateLimit, apiBurstLimit) bounds its concurrency; reserved concurrency would take capacity from the account's pool, which new accounts (10 in all) cannot spare."
-          : "Runs a few times per deployment, training or rollout; reserving concurrency for it would only take capacity from the account's pool.",
+          : how === 'batch'
+            ? "The Distributed Map's MaxConcurrency (collectConcurrency, default 4) bounds the collectors; Plan and Summarize run once per batch run. Reserved concurrency would only take capacity from the account's pool."
+            : "Runs a few times per deployment, training or rollout; reserving concurrency for it would only take capacity from the account's pool.",
     },
     ...(inVpc
       ? []

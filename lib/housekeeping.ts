@@ -11,6 +11,9 @@ export type RemovalSetting = 'retain' | 'destroy';
 /** SageMaker writes every training job's logs here (one group per account and region). */
 export const TRAINING_JOBS_LOG_GROUP = '/aws/sagemaker/TrainingJobs';
 
+/** SageMaker writes every batch transform job's logs here (one group per account and region). */
+export const TRANSFORM_JOBS_LOG_GROUP = '/aws/sagemaker/TransformJobs';
+
 /** SageMaker writes an endpoint's container logs here. */
 export function endpointLogGroupName(endpointName: string): string {
   return `/aws/sagemaker/Endpoints/${endpointName}`;
@@ -34,6 +37,8 @@ export interface SageMakerLogRetentionProps {
   readonly endpointName?: string;
   /** Set retention on `/aws/sagemaker/TrainingJobs`. @default true */
   readonly trainingJobs?: boolean;
+  /** Set retention on `/aws/sagemaker/TransformJobs` (batch transform). @default false */
+  readonly transformJobs?: boolean;
   /**
    * Strict: the endpoint's group is created by the stack as a log group encrypted with this key
    * (SageMaker then writes into it) rather than given retention after SageMaker creates it. The
@@ -53,6 +58,7 @@ export interface SageMakerLogRetentionProps {
  */
 export class SageMakerLogRetention extends Construct {
   readonly trainingJobs?: logs.LogRetention;
+  readonly transformJobs?: logs.LogRetention;
   readonly endpoint?: logs.LogRetention | logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: SageMakerLogRetentionProps) {
@@ -61,6 +67,9 @@ export class SageMakerLogRetention extends Construct {
     const removal = props.removalPolicy ?? 'retain';
     if (props.trainingJobs ?? true) {
       this.trainingJobs = logRetention(this, 'TrainingJobs', TRAINING_JOBS_LOG_GROUP, retention, removal);
+    }
+    if (props.transformJobs ?? false) {
+      this.transformJobs = logRetention(this, 'TransformJobs', TRANSFORM_JOBS_LOG_GROUP, retention, removal);
     }
     if (props.endpointName !== undefined) {
       const name = endpointLogGroupName(props.endpointName);

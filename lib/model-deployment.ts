@@ -86,6 +86,10 @@ export class ModelDeployment extends Construct {
   readonly endpointName: string;
   readonly endpointArn: string;
   readonly variantName = VARIANT_NAME;
+  /** The models' and endpoint configs' names (`<prefix>-v<version>-<digest>`), as an IAM pattern. */
+  readonly deployedNames: string;
+  /** Every model's execution role; batch transform jobs (lib/batch-transform.ts) run with it too. */
+  readonly modelRole: iam.Role;
   readonly stateMachine: sfn.StateMachine;
   /** The alarms a blue/green update watches; firing rolls it back. */
   readonly rollbackAlarms: cloudwatch.Alarm[];
@@ -102,10 +106,12 @@ export class ModelDeployment extends Construct {
     const arn = (resource: string, name: string) =>
       stack.formatArn({ service: 'sagemaker', resource, resourceName: name });
     const ourNames = `${props.namePrefix}-v*`;
+    this.deployedNames = ourNames;
     const minInstances = props.minInstances ?? 1;
     const instanceType = props.instanceType ?? 'ml.c5.xlarge';
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const modelRole = this.createModelRole(props);
+    this.modelRole = modelRole;
 
     const dimensions = { EndpointName: this.endpointName, VariantName: VARIANT_NAME };
     this.rollbackAlarms = [

@@ -82,6 +82,7 @@ describe('training: Step Functions, not a CloudFormation custom resource', () =>
     expect(cr.Properties.JobName).toMatch(/^braintumordetection-[0-9a-f]{20}$/);
     // A Provider with isComplete would add a waiter state machine (and CloudFormation's hour).
     expect(Object.keys(s.template.findResources('AWS::StepFunctions::StateMachine')).sort()).toEqual([
+      expect.stringMatching(/^BatchStateMachine/),
       expect.stringMatching(/^EndpointStateMachine/),
       expect.stringMatching(/^TrainingStateMachine/),
     ]);
@@ -255,7 +256,7 @@ describe('endpoint deployment', () => {
     expect(cr.Properties.Settings).toMatch(/^[0-9a-f]{20}$/);
   });
 
-  it('the Prepare step passes only the model role, and the model role pulls the image and reads models/', () => {
+  it('the Prepare step passes only the model role, and the model role pulls the image and reads models/ (and batch inputs)', () => {
     const prepare = statements('EndpointPrepareRole');
     const [modelRoleId] = resource(s.template, 'AWS::IAM::Role', 'EndpointModelRole');
     expect(prepare.filter((st) => actions([st]).includes('iam:PassRole')).map((st) => st.Resource)).toEqual([
@@ -268,7 +269,8 @@ describe('endpoint deployment', () => {
     expect(actions(model)).toEqual(
       expect.arrayContaining(['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']),
     );
-    expect(resourcesOf(model, 's3:GetObject')).toEqual(['TOKEN/models/*']);
+    // models/ for every model; the whole bucket for batch transform inputs (lib/batch-transform.ts).
+    expect(resourcesOf(model, 's3:GetObject').sort()).toEqual(['TOKEN/*', 'TOKEN/models/*']);
   });
 
   it('with the dev removal setting, cdk destroy deletes the packages and the group too', async () => {

@@ -200,10 +200,13 @@ describe('strict: `cdk synth -c strict=true`', () => {
     const env = prepare.Properties.Environment.Variables;
     expect(render(env.KMS_KEY_ARN)).toBe(dataKey);
     expect(JSON.parse(render(env.VPC_CONFIG))).toEqual(trainingRequest(s).VpcConfig);
+    // Encrypt and GenerateDataKey: batch transform output, written with the model role.
     expect(actionsOn(statements(s, 'EndpointModelRole'), dataKey)).toEqual([
       'kms:CreateGrant',
       'kms:Decrypt',
       'kms:DescribeKey',
+      'kms:Encrypt',
+      'kms:GenerateDataKey',
     ]);
     expect(actions(statements(s, 'EndpointModelRole'))).toEqual(
       expect.arrayContaining(['ec2:CreateNetworkInterface']),
@@ -238,7 +241,7 @@ describe('strict: `cdk synth -c strict=true`', () => {
     const retained = Object.values(s.template.findResources('Custom::LogRetention')).map(
       (r) => r.Properties.LogGroupName,
     );
-    expect(retained).toEqual(['/aws/sagemaker/TrainingJobs']);
+    expect(retained).toEqual(['/aws/sagemaker/TrainingJobs', '/aws/sagemaker/TransformJobs']);
   });
 
   it('VPC: isolated subnets only, no internet or NAT gateway, flow logs, and the endpoints SageMaker and the API need', () => {
