@@ -394,9 +394,12 @@ export class BatchTransform extends Construct {
 
   /**
    * What `createTransformJob.sync` needs: create, describe and stop this stack's jobs (the
-   * ListTags Step Functions documents for SageMaker's .sync tasks, on the same jobs), and the
-   * managed rule it waits with. No iam:PassRole: CreateTransformJob takes no role. Strict: the
-   * request names the data key, for which SageMaker creates a grant as the caller.
+   * ListTags Step Functions documents for SageMaker's .sync tasks, on the same jobs; AddTags
+   * because .sync tags the job it creates `MANAGED_BY_AWS: STARTED_BY_STEP_FUNCTIONS`, and
+   * CreateTransformJob with tags is refused without it: aws-cdk issue #26012, which
+   * SageMakerCreateTransformJob grants since), and the managed rule it waits with. No
+   * iam:PassRole: CreateTransformJob takes no role. Strict: the request names the data key, for
+   * which SageMaker creates a grant as the caller.
    */
   private grantTransformTask(props: BatchTransformProps, stack: Stack): void {
     this.stateMachine.addToRolePolicy(
@@ -406,6 +409,7 @@ export class BatchTransform extends Construct {
           'sagemaker:DescribeTransformJob',
           'sagemaker:StopTransformJob',
           'sagemaker:ListTags',
+          'sagemaker:AddTags',
         ],
         resources: [
           stack.formatArn({

@@ -235,10 +235,14 @@ export class TrainingPipeline extends Construct {
     });
     stateMachine.addToRolePolicy(
       new iam.PolicyStatement({
+        // The .sync integration tags the job it creates (MANAGED_BY_AWS) and reads its tags:
+        // without AddTags CreateTrainingJob is refused (aws-cdk#32294).
         actions: [
           'sagemaker:CreateTrainingJob',
           'sagemaker:DescribeTrainingJob',
           'sagemaker:StopTrainingJob',
+          'sagemaker:AddTags',
+          'sagemaker:ListTags',
         ],
         resources: [jobs],
       }),

@@ -157,8 +157,8 @@ export function register(program: Command): void {
         '--batch-strategy <strategy>',
         'MULTI_RECORD: as many images per request as fit; SINGLE_RECORD: one',
       )
-        .choices(['MULTI_RECORD', 'SINGLE_RECORD'])
-        .argParser((v) => v as BatchStrategy),
+        // No argParser after choices(): it would replace the check that refuses other values.
+        .choices(['MULTI_RECORD', 'SINGLE_RECORD']),
     )
     .option('--json', 'print the summary as JSON on stdout')
     .option(

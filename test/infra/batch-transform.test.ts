@@ -181,7 +181,14 @@ describe('batch transform (default configuration)', () => {
   it('the state machine runs, describes and stops only our jobs, waits on the managed rule, passes no role', () => {
     const g = grants(statements(s, 'BatchStateMachineRole'));
     const jobs = [ARN('sagemaker', 'transform-job/braintumordetection-batch-*')];
-    for (const action of ['CreateTransformJob', 'DescribeTransformJob', 'StopTransformJob', 'ListTags']) {
+    // AddTags: .sync tags the job it creates (MANAGED_BY_AWS), which CreateTransformJob authorizes as AddTags.
+    for (const action of [
+      'CreateTransformJob',
+      'DescribeTransformJob',
+      'StopTransformJob',
+      'ListTags',
+      'AddTags',
+    ]) {
       expect(g[`sagemaker:${action}`], action).toEqual(jobs);
     }
     const rule = [ARN('events', 'rule/StepFunctionsGetEventsForSageMakerTransformJobsRule')];
@@ -193,6 +200,7 @@ describe('batch transform (default configuration)', () => {
         .filter((a) => a.startsWith('sagemaker:'))
         .sort(),
     ).toEqual([
+      'sagemaker:AddTags',
       'sagemaker:CreateTransformJob',
       'sagemaker:DescribeTransformJob',
       'sagemaker:ListTags',

@@ -96,6 +96,11 @@ describe('training: Step Functions, not a CloudFormation custom resource', () =>
     expect(actions(sts)).toEqual(
       expect.arrayContaining(['sagemaker:DescribeTrainingJob', 'sagemaker:StopTrainingJob']),
     );
+    // createTrainingJob.sync tags the job it starts: without AddTags the start is refused.
+    for (const action of ['sagemaker:AddTags', 'sagemaker:ListTags'])
+      expect(resourcesOf(sts, action)).toEqual([
+        'arn:TOKEN:sagemaker:TOKEN:TOKEN:training-job/braintumordetection-*',
+      ]);
     const [jobRoleId] = resource(s.template, 'AWS::IAM::Role', 'TrainingJobRole');
     expect(sts.filter((st) => actions([st]).includes('iam:PassRole')).map((st) => st.Resource)).toEqual([
       { 'Fn::GetAtt': [jobRoleId, 'Arn'] },

@@ -5,7 +5,9 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { register } from '../../bin/commands/batch.ts';
 import { BatchInputSchema, planBatch } from '../../lambda/batch-transform/input.ts';
 import {
   batchStateMachineName,
@@ -191,5 +193,72 @@ describe('batch --aws: names', () => {
     expect(consoleUrlOf('arn:aws:states:ap-south-1:1:execution:sm:run')).toBe(
       'https://ap-south-1.console.aws.amazon.com/states/home?region=ap-south-1#/v2/executions/details/arn:aws:states:ap-south-1:1:execution:sm:run',
     );
+  });
+});
+
+describe('brain-tumor batch --aws (the command, in-process)', () => {
+  // runOnAws prints progress lines on stderr; commander prints usage errors there too.
+  beforeAll(() => {
+    vi.spyOn(console, 'error').mockImplementation(() => {});
+  });
+  afterAll(() => vi.restoreAllMocks());
+
+  /** Parses `brain-tumor batch <args>` as bin/cli.ts does; its SFNClient is the mocked one. */
+  async function batch(args: string[]): Promise<void> {
+    const program = new Command('brain-tumor')
+      .exitOverride()
+      .configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    register(program);
+    await program.parseAsync(['batch', ...args, '--region', 'eu-west-1'], { from: 'user' });
+  }
+
+  it("passes the local flags' spelling through as the API's: MULTI_RECORD -> MultiRecord", async () => {
+    await batch([
+      '--aws',
+      '--prefix',
+      'packed/',
+      '--format',
+      'jsonlines',
+      '--batch-strategy',
+      'MULTI_RECORD',
+      '--max-payload-mb',
+      '8',
+      '--concurrency',
+      '4',
+      '--instance-count',
+      '2',
+      '--name',
+      'packed_1',
+    ]);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(1);
+    expect(sent()).toMatchObject({ stateMachineArn: MACHINE, name: 'packed_1' });
+    expect(sent().input).toEqual({
+      prefix: 'packed/',
+      format: 'jsonlines',
+      batchStrategy: 'MultiRecord',
+      maxPayloadInMB: 8,
+      maxConcurrentTransforms: 4,
+      instanceCount: 2,
+    });
+
+    sfn.resetHistory();
+    // The folder argument is the prefix; SINGLE_RECORD is SingleRecord.
+    await batch(['scans/', '--aws', '--batch-strategy', 'SINGLE_RECORD']);
+    expect(sent().input).toEqual({ prefix: 'scans/', batchStrategy: 'SingleRecord' });
+  });
+
+  it('refuses local-only flags, other strategies and MultiRecord images before any AWS call', async () => {
+    const refused = [
+      [['--aws', '--prefix', 'a/', '--model', 'model/'], /--model is for local runs/],
+      [['--aws', '--prefix', 'a/', '--out', 'r.jsonl'], /--out is for local runs/],
+      [['--aws', '--prefix', 'a/', '--url', 'http://127.0.0.1:8080'], /--url is for local runs/],
+      [['--aws', '--prefix', 'a/', '--batch-strategy', 'MultiRecord'], /Allowed choices/],
+      [['--aws', '--prefix', 'a/', '--batch-strategy', 'MULTI_RECORD'], /images go one per request/],
+      [['--aws'], /--aws needs --prefix/],
+    ] as const;
+    for (const [args, message] of refused) {
+      await expect(batch([...args]), args.join(' ')).rejects.toThrow(message);
+    }
+    expect(sfn.calls()).toHaveLength(0);
   });
 });
