@@ -1,13 +1,13 @@
 // tfjs Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter and the DepthwiseConv2dNative* trio on
 // oneDNN convolution primitives, 2.x or 3.x. The two differ only in how a primitive descriptor is
 // made: 2.x builds an operation descriptor first (Debian 12 ships 2.6.3), 3.x removed those and
-// takes the same arguments in the primitive descriptor's constructor. The three *Pd functions
-// below are the only version-dependent code in the addon.
+// takes the same arguments in the primitive descriptor's constructor (the first*Pd functions).
 //
 // Activations are NHWC as tfjs stores them; filters keep tfjs's layout ([kh, kw, in, out], or
 // [kh, kw, in, multiplier] for depthwise = a grouped convolution with groups = in) and are
 // reordered into whatever blocked layout the chosen implementation wants. Primitives are cached
 // by shape, so a training step only pays for creation on its first run.
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -21,6 +21,30 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 namespace {
+
+// oneDNN 3.x lists its brgemm-based convolutions first ("brg_conv_fwd", "brgconv_1x1",
+// "brdgmm_dw"); on the project's AVX2 machine they trained the quick model 10 % slower than the
+// jit kernels 2.x picks for the same shapes (docs/onednn.md). So the first implementation whose
+// name does not start with "brg"/"brdgmm" is taken when there is one: both versions then run the
+// same kernels. BRAIN_TUMOR_ONEDNN_BRGEMM=1 keeps oneDNN's own first choice.
+bool keepBrgemm() {
+  static const bool keep = [] {
+    const char *v = std::getenv("BRAIN_TUMOR_ONEDNN_BRGEMM");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return keep;
+}
+
+template <typename Make>
+auto preferJit(Make make) -> decltype(make()) {
+  auto pd = make();
+  if (keepBrgemm()) return pd;
+  do {
+    const std::string impl = pd.impl_info_str();
+    if (impl.rfind("brg", 0) != 0 && impl.rfind("brdgmm", 0) != 0) return pd;
+  } while (pd.next_impl());
+  return make();  // only brgemm kernels for this shape: the first, as oneDNN ranks them
+}
 
 // The 18 numbers the TypeScript side derives from tfjs's computeConv2DInfo.
 struct ConvShape {
@@ -58,6 +82,17 @@ struct ConvShape {
   memory::dims padR() const { return {pb, pr}; }
 
   dnnl::convolution_forward::primitive_desc forwardPd() const {
+    return preferJit([this] { return firstForwardPd(); });
+  }
+  dnnl::convolution_backward_data::primitive_desc backwardDataPd() const {
+    return preferJit([this] { return firstBackwardDataPd(); });
+  }
+  dnnl::convolution_backward_weights::primitive_desc backwardWeightsPd() const {
+    return preferJit([this] { return firstBackwardWeightsPd(); });
+  }
+
+  // The primitive descriptors as oneDNN ranks them: the only version-dependent code in the addon.
+  dnnl::convolution_forward::primitive_desc firstForwardPd() const {
 #if DNNL_VERSION_MAJOR >= 3
     return {cpuEngine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src(), weightsAny(),
             dst(), strides(), dilates(), padL(), padR()};
@@ -68,7 +103,7 @@ struct ConvShape {
 #endif
   }
 
-  dnnl::convolution_backward_data::primitive_desc backwardDataPd() const {
+  dnnl::convolution_backward_data::primitive_desc firstBackwardDataPd() const {
 #if DNNL_VERSION_MAJOR >= 3
     return {cpuEngine(), dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(), strides(), dilates(),
             padL(), padR(), forwardPd()};
@@ -79,7 +114,7 @@ struct ConvShape {
 #endif
   }
 
-  dnnl::convolution_backward_weights::primitive_desc backwardWeightsPd() const {
+  dnnl::convolution_backward_weights::primitive_desc firstBackwardWeightsPd() const {
 #if DNNL_VERSION_MAJOR >= 3
     return {cpuEngine(), dnnl::algorithm::convolution_direct, src(), weightsAny(), dst(), strides(), dilates(),
             padL(), padR(), forwardPd()};
