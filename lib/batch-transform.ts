@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -14,6 +14,7 @@ import { TRANSFORM_JOBS_LOG_GROUP } from './housekeeping.ts';
 import type { ModelDeployment } from './model-deployment.ts';
 import { arnRef, suppress } from './nag.ts';
 import { nodeFunction } from './node-function.ts';
+import { grantSageMakerLogs } from './sagemaker-role.ts';
 
 export interface BatchTransformProps {
   readonly bucket: s3.IBucket;
@@ -358,7 +359,6 @@ export class BatchTransform extends Construct {
    */
   private grantModelRole(props: BatchTransformProps): void {
     const role = props.deployment.modelRole;
-    const stack = Stack.of(this);
     role.addToPolicy(
       new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [props.bucket.arnForObjects('*')] }),
     );
@@ -371,24 +371,7 @@ export class BatchTransform extends Construct {
         resources: [props.bucket.arnForObjects(`${OUTPUT_ROOT}*/raw/*`)],
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'logs:CreateLogGroup',
-          'logs:CreateLogStream',
-          'logs:PutLogEvents',
-          'logs:DescribeLogStreams',
-        ],
-        resources: [
-          stack.formatArn({
-            service: 'logs',
-            resource: 'log-group',
-            resourceName: `${TRANSFORM_JOBS_LOG_GROUP}*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
+    grantSageMakerLogs(role, `${TRANSFORM_JOBS_LOG_GROUP}*`);
     if (props.encryptionKey) props.encryptionKey.grant(role, 'kms:Encrypt', 'kms:GenerateDataKey');
   }
 

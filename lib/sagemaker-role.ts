@@ -21,6 +21,18 @@ export function grantSageMakerBasics(
   logGroupPattern: string,
 ): void {
   image.repository.grantPull(role);
+  grantSageMakerLogs(role, logGroupPattern);
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+    }),
+  );
+}
+
+/** Let SageMaker write the role's job or endpoint logs: log groups matching `logGroupPattern`. */
+export function grantSageMakerLogs(role: iam.Role, logGroupPattern: string): void {
   role.addToPolicy(
     new iam.PolicyStatement({
       actions: [
@@ -37,13 +49,6 @@ export function grantSageMakerBasics(
           arnFormat: ArnFormat.COLON_RESOURCE_NAME,
         }),
       ],
-    }),
-  );
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      actions: ['cloudwatch:PutMetricData'],
-      resources: ['*'],
-      conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
     }),
   );
 }
