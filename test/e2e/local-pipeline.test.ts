@@ -38,9 +38,10 @@ async function tinyDataset(root: string, perClass: { Training: number; Testing: 
         for (const f of files) await copyFile(path.join(source, f), path.join(dir, f));
       } else {
         for (let i = 0; i < perClass[split]; i++) {
-          const level = 40 + 50 * ci + 3 * i;
-          await sharp({
-            create: { width: 48, height: 48, channels: 3, background: { r: level, g: level, b: level } },
+          // Noise from its own seed: every generated scan is distinct to the audit (plain grey
+          // squares were all one cluster of copies, so the leak count below was wrong).
+          await sharp(noise(48, 48, 1 + 1000 * ci + 100 * (split === 'Testing' ? 1 : 0) + i, 40 + 50 * ci), {
+            raw: { width: 48, height: 48, channels: 3 },
           })
             .jpeg()
             .toFile(path.join(dir, `gen-${i}.jpg`));
@@ -48,6 +49,17 @@ async function tinyDataset(root: string, perClass: { Training: number; Testing: 
       }
     }
   }
+}
+
+/** width x height RGB noise around `level`, from a small LCG seeded with `seed`. */
+function noise(width: number, height: number, seed: number, level: number): Buffer {
+  const out = Buffer.alloc(width * height * 3);
+  let state = seed >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = Math.min(255, level + (state >>> 25));
+  }
+  return out;
 }
 
 describe('local mode end to end (tiny data, tiny model, one epoch)', () => {
