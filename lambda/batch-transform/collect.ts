@@ -9,6 +9,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { JsonLinesRowSchema } from '../../training-container/src/serve/contract.ts';
 
 /** One client per Lambda container; tests replace its `send` with aws-sdk-client-mock. */
 export const s3 = new S3Client({});
@@ -151,17 +152,15 @@ export function rowsOf(file: string, text: string | undefined): Row[] {
 
 /** One line's row. `id` (jsonlines input) names the record; the answer's other fields are kept. */
 function rowOf(fallbackName: string, value: unknown): Row {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return errorRow(fallbackName, MALFORMED, 'the answer is not a JSON object');
+  // The container's own wire contract (contract.ts) decides what an answer is, not a second copy.
+  const parsed = JsonLinesRowSchema.safeParse(value);
+  if (!parsed.success) {
+    return errorRow(fallbackName, MALFORMED, 'the answer is neither a prediction nor an error row');
   }
-  const { id, ...rest } = value as Record<string, unknown>;
-  const file = typeof id === 'string' || typeof id === 'number' ? String(id) : fallbackName;
-  const error = rest.error as { code?: unknown; message?: unknown } | undefined;
-  if (error && typeof error === 'object' && typeof error.code === 'string') {
-    return errorRow(file, error.code, typeof error.message === 'string' ? error.message : '');
-  }
-  if (typeof rest.label === 'string') return { file, ...(rest as Answer) };
-  return errorRow(file, MALFORMED, 'the answer has neither a label nor an error');
+  const { id, ...rest } = parsed.data;
+  const file = id ?? fallbackName;
+  if ('error' in rest) return errorRow(file, rest.error.code, rest.error.message);
+  return { file, ...rest };
 }
 
 /** A file's only answer is named after the file; several (jsonlines) are `<file>#<line>`, from 1. */
