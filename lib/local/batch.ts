@@ -263,6 +263,8 @@ export interface BatchSummary {
 interface Record_ {
   file: string;
   line: string;
+  /** The file's bytes: SINGLE_RECORD posts them as they are, as the AWS `images` format does. */
+  bytes: Buffer;
 }
 
 /**
@@ -323,7 +325,7 @@ export async function runBatch(options: RunBatchOptions): Promise<BatchSummary> 
       const next = await batches.next();
       if (next.done) return;
       requests++;
-      const rows = await send(url, next.value, stop.signal);
+      const rows = await send(url, next.value, stop.signal, settings.strategy === 'SINGLE_RECORD');
       if (rows) await append(rows);
     }
   };
@@ -435,7 +437,7 @@ async function* requestBodies(
       records = [];
       size = 0;
     }
-    records.push({ file, line });
+    records.push({ file, line, bytes });
     size += lineBytes;
     if (settings.strategy === 'SINGLE_RECORD') {
       yield records;
@@ -451,8 +453,16 @@ async function* requestBodies(
  * its answer checked line by line against the records sent (count, order, ids). Undefined when
  * the run was stopped while it was in flight.
  */
-async function send(url: string, records: Record_[], signal: AbortSignal): Promise<BatchRow[] | undefined> {
-  const body = records.map((r) => r.line).join('');
+async function send(
+  url: string,
+  records: Record_[],
+  signal: AbortSignal,
+  single: boolean,
+): Promise<BatchRow[] | undefined> {
+  // SINGLE_RECORD is what a transform job over image objects sends (SplitType None): the file's
+  // bytes as application/x-image, answered with one row and no id. MULTI_RECORD: JSON Lines.
+  const raw = single && records.length === 1;
+  const body = raw ? new Uint8Array(records[0].bytes) : records.map((r) => r.line).join('');
   let lastError = '';
   for (let attempt = 0; attempt <= RETRIES; attempt++) {
     if (attempt > 0) await sleep(500 * 2 ** (attempt - 1), signal);
@@ -462,7 +472,10 @@ async function send(url: string, records: Record_[], signal: AbortSignal): Promi
     try {
       const res = await fetch(`${url}/invocations`, {
         method: 'POST',
-        headers: { 'content-type': JSONLINES_CONTENT_TYPE, accept: JSONLINES_CONTENT_TYPE },
+        headers: {
+          'content-type': raw ? 'application/x-image' : JSONLINES_CONTENT_TYPE,
+          accept: JSONLINES_CONTENT_TYPE,
+        },
         body,
         signal,
       });
@@ -474,7 +487,7 @@ async function send(url: string, records: Record_[], signal: AbortSignal): Promi
         err instanceof Error ? `${err.message}${err.cause ? ` (${String(err.cause)})` : ''}` : String(err);
       continue;
     }
-    if (status === 200) return toRows(records, text);
+    if (status === 200) return toRows(records, text, !raw);
     lastError = `${status} ${text.slice(0, 300)}`;
     if (status < 500) break;
   }
@@ -484,7 +497,7 @@ async function send(url: string, records: Record_[], signal: AbortSignal): Promi
   );
 }
 
-function toRows(records: Record_[], text: string): BatchRow[] {
+function toRows(records: Record_[], text: string, withIds: boolean): BatchRow[] {
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
   if (lines.length !== records.length) {
     throw new Error(`serve answered ${lines.length} lines for ${records.length} records`);
@@ -499,7 +512,8 @@ function toRows(records: Record_[], text: string): BatchRow[] {
         `serve answered line ${i + 1} that is not a prediction or an error row: ${line.slice(0, 200)}`,
       );
     }
-    if (row.id !== file) throw new Error(`serve answered line ${i + 1} for "${row.id}", expected "${file}"`);
+    if (withIds && row.id !== file)
+      throw new Error(`serve answered line ${i + 1} for "${row.id}", expected "${file}"`);
     if ('error' in row) return { file, error: { code: row.error.code, message: row.error.message } };
     return { file, label: row.label, probabilities: row.probabilities, modelVersion: row.modelVersion };
   });

@@ -89,7 +89,7 @@ export async function readRows(file: string): Promise<Array<Record<string, unkno
 export interface Gate {
   url: string;
   /** Each /invocations request: body bytes and records (lines). */
-  requests: { bytes: number; records: number }[];
+  requests: { bytes: number; records: number; contentType?: string }[];
   maxInFlight: number;
   held: () => number;
   /** Lets held and later requests through. */
@@ -140,6 +140,7 @@ export async function startGate(
           gate.requests.push({
             bytes: body.length,
             records: body.toString('utf8').split('\n').filter(Boolean).length,
+            contentType: req.headers['content-type'],
           });
           inFlight++;
           gate.maxInFlight = Math.max(gate.maxInFlight, inFlight);

@@ -257,6 +257,9 @@ describe('brain-tumor batch', () => {
       await waitFor(() => gate.held() === 1, 'a request held at the gate');
       stop.abort();
       const summary = await running;
+      // SINGLE_RECORD posts each file's own bytes, as a transform job over image objects does.
+      expect(gate.requests.map((r) => r.contentType)).toContain('application/x-image');
+      expect(gate.requests.every((r) => r.contentType === 'application/x-image')).toBe(true);
       expect(summary.interrupted).toBe(true);
       expect(summary.remaining).toBeGreaterThan(0);
       expect((await readRows(out)).length).toBe(summary.processed);
