@@ -265,6 +265,90 @@ describe('intensity: standardize', () => {
   });
 });
 
+describe('intensity: equalize', () => {
+  it('flattens the foreground histogram to known levels and keeps the background black', async () => {
+    // Black left quarter; then three equal bands of 60, 61 and 200: the equalised bands are
+    // 32 + 223 * 1/3, 2/3 and 3/3 whatever their raw levels.
+    const bands = canvas(48, 48, (x) =>
+      x < 12 ? undefined : x < 24 ? [60, 60, 60] : x < 36 ? [61, 61, 61] : [200, 200, 200],
+    );
+    const out = await pixelsToRgb(
+      Array.from(bands),
+      [48, 48, 3],
+      v2({ imageSize: 48, intensity: 'equalize' }),
+    );
+    expect([row(out, 48, 20)[0], row(out, 48, 20)[18], row(out, 48, 20)[30], row(out, 48, 20)[42]]).toEqual([
+      0,
+      Math.round(32 + 223 / 3),
+      Math.round(32 + (223 * 2) / 3),
+      255,
+    ]);
+  });
+
+  it('gives two sources with different histograms of the same ranks the same pixels', async () => {
+    const disc = (curve: (t: number) => number) =>
+      canvas(96, 96, (x, y) => {
+        if (Math.hypot(x - 48, y - 48) > 36) return undefined;
+        const v = Math.round(curve((x - 12) / 72));
+        return [v, v, v];
+      });
+    const config = v2({ imageSize: 48, intensity: 'equalize' });
+    // Same order of intensities, one linear and dim, one bright with a gamma curve.
+    const a = await imageToRgb(
+      await png(
+        disc((t) => 40 + 100 * t),
+        96,
+        96,
+      ),
+      config,
+    );
+    const b = await imageToRgb(
+      await png(
+        disc((t) => 60 + 190 * t ** 2.2),
+        96,
+        96,
+      ),
+      config,
+    );
+    const rawA = await imageToRgb(
+      await png(
+        disc((t) => 40 + 100 * t),
+        96,
+        96,
+      ),
+      48,
+    );
+    const rawB = await imageToRgb(
+      await png(
+        disc((t) => 60 + 190 * t ** 2.2),
+        96,
+        96,
+      ),
+      48,
+    );
+    const meanAbs = (x: Float32Array, y: Float32Array) =>
+      x.reduce((s, v, i) => s + Math.abs(v - y[i]), 0) / x.length;
+    const standardized = v2({ imageSize: 48, intensity: 'standardize' });
+    const stdA = await imageToRgb(await png(disc((t) => 40 + 100 * t), 96, 96), standardized);
+    const stdB = await imageToRgb(await png(disc((t) => 60 + 190 * t ** 2.2), 96, 96), standardized);
+    // Standardising removes mean and spread but not the gamma curve's shape; equalising removes both.
+    expect(meanAbs(rawA, rawB)).toBeGreaterThan(8);
+    expect(meanAbs(stdA, stdB)).toBeGreaterThan(4);
+    expect(meanAbs(a, b)).toBeLessThan(2);
+    expect(a.every(Number.isInteger)).toBe(true);
+    expect([a[0], b[b.length - 1]]).toEqual([0, 0]);
+  });
+
+  it('is recorded as version 2 and refused in version 1', () => {
+    expect(
+      preprocessOptions({ crop: 'none', resize: 'stretch', intensity: 'equalize', grey: false }).version,
+    ).toBe(2);
+    expect(PreprocessOptionsSchema.safeParse({ ...PREPROCESS_V1, intensity: 'equalize' }).success).toBe(
+      false,
+    );
+  });
+});
+
 describe('grey', () => {
   it('replicates the mean of R, G and B into all three channels', async () => {
     const w = 48;

@@ -19,13 +19,15 @@ import { z } from 'zod';
  *   bounding box), `resize` (`pad`: to a black-padded centred square before resizing, keeping the
  *   aspect ratio; `stretch`: as version 1), `grey` (one grey channel, the mean of R, G and B,
  *   replicated into all three), `intensity` (`standardize`: foreground mean 128 and standard
- *   deviation 48; black stays black). Version 2 with every option off gives version 1's pixels.
+ *   deviation 48; `equalize`: the foreground's histogram flattened over [32, 255]; black stays black
+ *   in both). Version 2 with every option off gives version 1's pixels. `equalize` came later
+ *   within version 2: a model recorded without it reads and preprocesses exactly as before.
  */
 const optionsShape = {
   version: z.union([z.literal(1), z.literal(2)]),
   crop: z.enum(['none', 'head']).default('none'),
   resize: z.enum(['stretch', 'pad']).default('stretch'),
-  intensity: z.enum(['raw', 'standardize']).default('raw'),
+  intensity: z.enum(['raw', 'standardize', 'equalize']).default('raw'),
   grey: z.boolean().default(false),
 };
 
@@ -267,6 +269,7 @@ function adjust(raw: Buffer, config: PreprocessConfig): Buffer {
     }
   }
   if (config.intensity === 'standardize') standardize(raw);
+  if (config.intensity === 'equalize') equalize(raw);
   return raw;
 }
 
@@ -438,6 +441,39 @@ function standardize(raw: Buffer): void {
   for (let v = 0; v < 256; v++) {
     const out = v > threshold ? map(v) : (atThreshold * v) / threshold;
     table[v] = Math.min(255, Math.max(0, Math.round(out)));
+  }
+  for (let i = 0; i < raw.length; i++) raw[i] = table[raw[i]];
+}
+
+/** Where equalised foreground values start: apart from black, so the head's edge stays visible. */
+const EQUALIZE_FLOOR = 32;
+
+/**
+ * Per-image histogram equalisation of the foreground (issue 12: sources differ in the whole shape
+ * of their intensity histogram, not only its mean and spread, which `standardize` removes): a
+ * foreground value maps to `32 + 223 * F(v)`, where F is the share of foreground channel values at
+ * or below it, rounded. Background values ramp linearly from 0 to where the foreground starts, as
+ * in `standardize`, so black stays black and the mapping stays monotonic.
+ */
+function equalize(raw: Buffer): void {
+  const grey = greyOf(raw);
+  const threshold = foregroundThreshold(grey);
+  const histogram = new Float64Array(256);
+  let n = 0;
+  for (let p = 0; p < grey.length; p++) {
+    if (grey[p] <= threshold) continue;
+    for (let i = p * 3; i < p * 3 + 3; i++) histogram[raw[i]]++;
+    n += 3;
+  }
+  if (n === 0) return; // nothing but background: leave it black
+  const table = new Uint8Array(256);
+  let seen = 0;
+  for (let v = 0; v < 256; v++) {
+    seen += histogram[v];
+    table[v] =
+      v > threshold
+        ? Math.round(EQUALIZE_FLOOR + ((255 - EQUALIZE_FLOOR) * seen) / n)
+        : Math.round((EQUALIZE_FLOOR * v) / threshold);
   }
   for (let i = 0; i < raw.length; i++) raw[i] = table[raw[i]];
 }

@@ -39,11 +39,12 @@ export const HyperparametersSchema = z.strictObject({
    * Source-invariant preprocessing (preprocess.ts; recorded in preprocessing.json, so evaluation and
    * serving use the same): `crop=head` crops to the head's bounding box, `resize=pad` pads to a
    * black square instead of stretching, `intensity=standardize` maps the foreground to mean 128 and
-   * standard deviation 48, `grey` replicates one grey channel into R, G and B.
+   * standard deviation 48 (`equalize`: flattens the foreground's histogram), `grey` replicates one
+   * grey channel into R, G and B.
    */
   crop: oneOf(['none', 'head'] as const),
   resize: oneOf(['stretch', 'pad'] as const),
-  intensity: oneOf(['raw', 'standardize'] as const),
+  intensity: oneOf(['raw', 'standardize', 'equalize'] as const),
   grey: bool,
   /** Images per forward/backward pass. */
   batch_size: int(1, 1024),
