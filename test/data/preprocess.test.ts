@@ -286,57 +286,36 @@ describe('intensity: equalize', () => {
   });
 
   it('gives two sources with different histograms of the same ranks the same pixels', async () => {
+    /** A disc on black whose intensity follows `curve` from left (t = 0) to right (t = 1). */
     const disc = (curve: (t: number) => number) =>
-      canvas(96, 96, (x, y) => {
-        if (Math.hypot(x - 48, y - 48) > 36) return undefined;
-        const v = Math.round(curve((x - 12) / 72));
-        return [v, v, v];
-      });
-    const config = v2({ imageSize: 48, intensity: 'equalize' });
-    // Same order of intensities, one linear and dim, one bright with a gamma curve.
-    const a = await imageToRgb(
-      await png(
-        disc((t) => 40 + 100 * t),
+      png(
+        canvas(96, 96, (x, y) => {
+          if (Math.hypot(x - 48, y - 48) > 36) return undefined;
+          const v = Math.round(curve((x - 12) / 72));
+          return [v, v, v];
+        }),
         96,
         96,
-      ),
-      config,
-    );
-    const b = await imageToRgb(
-      await png(
-        disc((t) => 60 + 190 * t ** 2.2),
-        96,
-        96,
-      ),
-      config,
-    );
-    const rawA = await imageToRgb(
-      await png(
-        disc((t) => 40 + 100 * t),
-        96,
-        96,
-      ),
-      48,
-    );
-    const rawB = await imageToRgb(
-      await png(
-        disc((t) => 60 + 190 * t ** 2.2),
-        96,
-        96,
-      ),
-      48,
-    );
-    const meanAbs = (x: Float32Array, y: Float32Array) =>
+      );
+    const dimLinear = await disc((t) => 40 + 100 * t);
+    const brightGamma = await disc((t) => 60 + 190 * t ** 2.2); // same order of intensities
+    const both = async (intensity: PreprocessConfig['intensity']) => {
+      const config = v2({ imageSize: 48, intensity });
+      return [await imageToRgb(dimLinear, config), await imageToRgb(brightGamma, config)] as const;
+    };
+    const meanAbs = ([x, y]: readonly [Float32Array, Float32Array]) =>
       x.reduce((s, v, i) => s + Math.abs(v - y[i]), 0) / x.length;
-    const standardized = v2({ imageSize: 48, intensity: 'standardize' });
-    const stdA = await imageToRgb(await png(disc((t) => 40 + 100 * t), 96, 96), standardized);
-    const stdB = await imageToRgb(await png(disc((t) => 60 + 190 * t ** 2.2), 96, 96), standardized);
+    const [raw, standardized, equalized] = [
+      await both('raw'),
+      await both('standardize'),
+      await both('equalize'),
+    ];
     // Standardising removes mean and spread but not the gamma curve's shape; equalising removes both.
-    expect(meanAbs(rawA, rawB)).toBeGreaterThan(8);
-    expect(meanAbs(stdA, stdB)).toBeGreaterThan(4);
-    expect(meanAbs(a, b)).toBeLessThan(2);
-    expect(a.every(Number.isInteger)).toBe(true);
-    expect([a[0], b[b.length - 1]]).toEqual([0, 0]);
+    expect(meanAbs(raw)).toBeGreaterThan(8);
+    expect(meanAbs(standardized)).toBeGreaterThan(4);
+    expect(meanAbs(equalized)).toBeLessThan(2);
+    expect(equalized[0].every(Number.isInteger)).toBe(true);
+    expect([equalized[0][0], equalized[1][equalized[1].length - 1]]).toEqual([0, 0]);
   });
 
   it('is recorded as version 2 and refused in version 1', () => {
