@@ -74,7 +74,7 @@ export function register(program: Command): void {
     )
     .option(
       '--train <dir>',
-      "the model's training images: also report what a 1-nearest-neighbour lookup of them scores (lookup baseline)",
+      "the model's training images: also report what a 1-nearest-neighbour lookup of them scores (lookup baseline), and both scores on the leak-free part (the images with no copy among them)",
     )
     .option('--json <file>', 'also write the metrics as JSON to this file')
     .addOption(new Option('--engine <engine>', 'tfjs engine').choices(ENGINES).default('auto'))
@@ -118,10 +118,24 @@ export function register(program: Command): void {
           if (result.skipped.length)
             console.error(`${result.skipped.length} files could not be decoded and were skipped`);
           console.log(formatMetrics(result.metrics, result.lookupBaseline));
+          const { leakFree } = result;
+          if (leakFree) {
+            console.log(
+              `\nleak-free part: the ${leakFree.n} of ${result.metrics.n} images with no copy in --train (${leakFree.grouping})`,
+            );
+            console.log(formatMetrics(leakFree, leakFree.lookupBaseline));
+          }
           if (opts.json) {
             const json = {
               ...metricsJson(result.metrics),
               ...(result.lookupBaseline && { lookupBaseline: result.lookupBaseline }),
+              ...(leakFree && {
+                leakFree: {
+                  ...metricsJson(leakFree),
+                  grouping: leakFree.grouping,
+                  lookupBaseline: leakFree.lookupBaseline,
+                },
+              }),
             };
             await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);
           }

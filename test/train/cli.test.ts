@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -78,17 +78,32 @@ describe('brain-tumor train / evaluate', () => {
     expect(Object.keys(metrics.perClass.glioma)).toEqual(['precision', 'recall', 'f1', 'support']);
     expect(metrics.confusionMatrix.labels).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
 
-    // With --train, the lookup baseline is printed and added beside the metrics.
+    // With --train, the lookup baseline is printed and added beside the metrics, and both are
+    // given again on the leak-free part: a planted copy of a training image is left out of it.
+    const [firstTrain] = (await readdir(path.join(train, 'glioma_tumor'))).sort();
+    await copyFile(
+      path.join(train, 'glioma_tumor', firstTrain),
+      path.join(test, 'glioma_tumor', `copy-${firstTrain}`),
+    );
     const withTrain = await evaluate('--train', train);
     expect(withTrain.stdout).toMatch(/lookup baseline: +\d+\.\d% accuracy, \d+\.\d% balanced/);
+    expect(withTrain.stdout).toMatch(/leak-free part: the 12 of 13 images with no copy in --train/);
     const withLookup = JSON.parse(await readFile(json, 'utf8'));
-    expect(Object.keys(withLookup)).toEqual([...Object.keys(metrics), 'lookupBaseline']);
-    expect(withLookup.accuracy).toBe(metrics.accuracy);
+    expect(Object.keys(withLookup)).toEqual([...Object.keys(metrics), 'lookupBaseline', 'leakFree']);
+    expect(withLookup.n).toBe(13);
     expect(Object.keys(withLookup.lookupBaseline)).toEqual(['accuracy', 'balancedAccuracy']);
     for (const v of Object.values(withLookup.lookupBaseline) as number[]) {
       expect(v).toBeGreaterThanOrEqual(0);
       expect(v).toBeLessThanOrEqual(1);
     }
+    // The leak-free part is the original 12 images: the same scores as without the copy.
+    expect(withLookup.leakFree).toMatchObject({
+      n: 12,
+      accuracy: metrics.accuracy,
+      confusionMatrix: metrics.confusionMatrix,
+      lookupBaseline: { accuracy: expect.any(Number), balancedAccuracy: expect.any(Number) },
+    });
+    expect(withLookup.leakFree.grouping).toMatch(/audit/);
   });
 
   it('rejects bad input with one clear line and exit 1', async () => {

@@ -1,4 +1,5 @@
 import { decodeImages, type SkippedFile } from '../data/decode.ts';
+import { groupScans } from '../data/groups.ts';
 import { listImageFolder } from '../data/image-folder.ts';
 import { type EngineInfo, type EngineName, initEngine } from '../engine/index.ts';
 import { LABELS } from '../labels.ts';
@@ -6,7 +7,7 @@ import { LABELS } from '../labels.ts';
 import '../model/index.ts';
 import { loadModel } from '../model-io.ts';
 import { type LookupScore, lookupBaseline } from './lookup-baseline.ts';
-import { type Metrics, metricsFromProbabilities } from './metrics.ts';
+import { type Metrics, metricsFromProbabilities, metricsOfSubset } from './metrics.ts';
 import { predictProbabilities } from './predict.ts';
 
 export interface EvaluateFolderOptions {
@@ -31,6 +32,11 @@ export interface FolderEvaluation {
   metrics: Metrics;
   /** Only with `trainDir`. */
   lookupBaseline?: LookupScore;
+  /**
+   * Only with `trainDir`: the images with no copy among the training images (one per scan, the
+   * dataset audit's grouping, as in the trainer's evaluation.json), and the lookup on them.
+   */
+  leakFree?: Metrics & { grouping: string; lookupBaseline: LookupScore };
   skipped: SkippedFile[];
   engine: EngineInfo;
 }
@@ -69,6 +75,7 @@ export async function evaluateFolder(options: EvaluateFolderOptions): Promise<Fo
   );
   model.dispose();
   let lookup: LookupScore | undefined;
+  let leakFree: FolderEvaluation['leakFree'];
   if (trainFolder) {
     const train = await decodeImages(trainFolder.files, {
       imageSize: config.imageSize,
@@ -77,11 +84,25 @@ export async function evaluateFolder(options: EvaluateFolderOptions): Promise<Fo
       onSkip: (s) => log(`skipping training image ${s.relPath}: ${s.reason}`),
     });
     if (train.files.length === 0) throw new Error(`no image in ${trainFolder.root} could be decoded`);
-    lookup = lookupBaseline(train, set, indices, LABELS).overall;
+    const grouping = await groupScans(
+      'audit',
+      { dir: trainFolder.root, set: train },
+      { dir: folder.root, set },
+      log,
+    );
+    const clean = grouping.leakFreeTest ?? indices;
+    const scores = lookupBaseline(train, set, clean, LABELS);
+    lookup = scores.overall;
+    leakFree = {
+      ...metricsOfSubset(probs, set.labels, clean, LABELS),
+      grouping: grouping.method,
+      lookupBaseline: scores.subset,
+    };
   }
   return {
     metrics: metricsFromProbabilities(probs, set.labels, LABELS),
     ...(lookup && { lookupBaseline: lookup }),
+    ...(leakFree && { leakFree }),
     skipped: set.skipped,
     engine,
   };

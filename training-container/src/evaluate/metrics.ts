@@ -66,6 +66,25 @@ export function metricsFromProbabilities(
   return metricsFromConfusion(confusionMatrix(truth, predicted, k), labels);
 }
 
+/** `metricsFromProbabilities` on the rows `subset` picks (the leak-free part of a test set). */
+export function metricsOfSubset(
+  probs: Float32Array,
+  truth: ArrayLike<number>,
+  subset: readonly number[],
+  labels: readonly string[],
+): Metrics {
+  const k = labels.length;
+  const picked = new Float32Array(subset.length * k);
+  subset.forEach((idx, j) => {
+    picked.set(probs.subarray(idx * k, (idx + 1) * k), j * k);
+  });
+  return metricsFromProbabilities(
+    picked,
+    subset.map((i) => truth[i]),
+    labels,
+  );
+}
+
 export interface WrongPrediction {
   file: string;
   label: string;

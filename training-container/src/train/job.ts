@@ -10,7 +10,12 @@ import { groupedStratifiedSplit } from '../data/split.ts';
 import { EngineUnavailableError, initEngine } from '../engine/index.ts';
 import { confusionMatrixSvg, svgToPng, trainingCurvesSvg } from '../evaluate/charts.ts';
 import { type LookupScore, lookupBaseline } from '../evaluate/lookup-baseline.ts';
-import { type Metrics, metricsFromProbabilities, mostConfidentlyWrong } from '../evaluate/metrics.ts';
+import {
+  type Metrics,
+  metricsFromProbabilities,
+  metricsOfSubset,
+  mostConfidentlyWrong,
+} from '../evaluate/metrics.ts';
 import { predictProbabilities } from '../evaluate/predict.ts';
 import { LABELS } from '../labels.ts';
 import { buildClassifier, loadImagenetWeights } from '../model/index.ts';
@@ -350,21 +355,12 @@ async function evaluateTestSet(
   const all = test.files.map((_, i) => i);
   const probs = await predictProbabilities(model, test, all, hp.batch_size * 2);
   const clean = grouping.leakFreeTest ?? all;
-  const k = LABELS.length;
-  const cleanProbs = new Float32Array(clean.length * k);
-  clean.forEach((idx, j) => {
-    cleanProbs.set(probs.subarray(idx * k, (idx + 1) * k), j * k);
-  });
   // A yardstick for the scores below (how much a lookup of training copies explains); reported only.
   const lookup = lookupBaseline(train, test, clean, LABELS);
   return {
     overall: { ...metricsFromProbabilities(probs, test.labels, LABELS), lookupBaseline: lookup.overall },
     leakFree: {
-      ...metricsFromProbabilities(
-        cleanProbs,
-        clean.map((i) => test.labels[i]),
-        LABELS,
-      ),
+      ...metricsOfSubset(probs, test.labels, clean, LABELS),
       grouping: grouping.method,
       lookupBaseline: lookup.subset,
     },
