@@ -163,7 +163,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
 
 /**
  * `full` is the reference recipe for a GPU: B0 at 224 px fine-tuned from ImageNet. `quick` is what
- * 2 CPU cores can train from random weights in about 11 minutes (docs/results/ablation.md has the
+ * 2 CPU cores can train from random weights in about 10 minutes (docs/results/ablation.md has the
  * runs that chose each value): a half-width, half-depth EfficientNet at 96 px on source-invariant
  * pixels (head crop, padded, standardised grey), a warm-up + cosine schedule without dropout, and
  * flip test-time augmentation. `cpu-full` is the same recipe for the hour a CPU job may take.
