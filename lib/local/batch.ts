@@ -260,12 +260,10 @@ export interface BatchSummary {
   engine?: string;
 }
 
-interface Record_ {
-  file: string;
-  line: string;
-  /** The file's bytes: SINGLE_RECORD posts them as they are, as the AWS `images` format does. */
-  bytes: Buffer;
-}
+/** MULTI_RECORD: the file as a JSON Lines record. SINGLE_RECORD: its bytes, posted as they are (AWS `images`). */
+type Record_ =
+  | { file: string; line: string; bytes?: undefined }
+  | { file: string; line?: undefined; bytes: Buffer };
 
 /**
  * Sends the plan's pending images to a running `serve` container (SAGEMAKER_BATCH=true for the
@@ -397,14 +395,18 @@ async function* requestBodies(
   let size = 0;
   for (const file of plan.pending) {
     if (signal.aborted) return;
+    // SINGLE_RECORD sends the file's own bytes (as a transform job over image objects does), so
+    // the limit applies to them; MULTI_RECORD sends a base64 JSON Lines record, a third larger.
+    const single = settings.strategy === 'SINGLE_RECORD';
     const prefix = `{"id":${JSON.stringify(file)},"b64":"`;
     const suffix = '"}\n';
     const overhead = Buffer.byteLength(prefix) + suffix.length;
+    const recordSize = (fileBytes: number) => (single ? fileBytes : overhead + base64Length(fileBytes));
     const tooLarge = (bytes: number, recordBytes: number): BatchRow => ({
       file,
       error: {
         code: 'PAYLOAD_TOO_LARGE',
-        message: `${bytes} bytes, ${recordBytes} as a JSON Lines record: over MaxPayloadInMB ${settings.maxPayloadInMB} (${limit} bytes)`,
+        message: `${single ? `${bytes} bytes` : `${bytes} bytes, ${recordBytes} as a JSON Lines record`}: over MaxPayloadInMB ${settings.maxPayloadInMB} (${limit} bytes)`,
       },
     });
     let bytes: Buffer;
@@ -412,8 +414,8 @@ async function* requestBodies(
       const absolute = path.join(plan.inputDir, file);
       // The size first, so a huge file is refused without reading it.
       const { size: fileSize } = await stat(absolute);
-      if (overhead + base64Length(fileSize) > limit) {
-        await append([tooLarge(fileSize, overhead + base64Length(fileSize))]);
+      if (recordSize(fileSize) > limit) {
+        await append([tooLarge(fileSize, recordSize(fileSize))]);
         continue;
       }
       bytes = await readFile(absolute);
@@ -425,25 +427,24 @@ async function* requestBodies(
       ]);
       continue;
     }
-    const line = `${prefix}${bytes.toString('base64')}${suffix}`;
-    const lineBytes = Buffer.byteLength(line);
-    if (lineBytes > limit) {
+    if (recordSize(bytes.length) > limit) {
       // Grew between stat and read.
-      await append([tooLarge(bytes.length, lineBytes)]);
+      await append([tooLarge(bytes.length, recordSize(bytes.length))]);
       continue;
     }
+    if (single) {
+      yield [{ file, bytes }];
+      continue;
+    }
+    const line = `${prefix}${bytes.toString('base64')}${suffix}`;
+    const lineBytes = Buffer.byteLength(line);
     if (records.length > 0 && size + lineBytes > limit) {
       yield records;
       records = [];
       size = 0;
     }
-    records.push({ file, line, bytes });
+    records.push({ file, line });
     size += lineBytes;
-    if (settings.strategy === 'SINGLE_RECORD') {
-      yield records;
-      records = [];
-      size = 0;
-    }
   }
   if (records.length > 0 && !signal.aborted) yield records;
 }
@@ -461,8 +462,9 @@ async function send(
 ): Promise<BatchRow[] | undefined> {
   // SINGLE_RECORD is what a transform job over image objects sends (SplitType None): the file's
   // bytes as application/x-image, answered with one row and no id. MULTI_RECORD: JSON Lines.
-  const raw = single && records.length === 1;
-  const body = raw ? new Uint8Array(records[0].bytes) : records.map((r) => r.line).join('');
+  const bytes = single && records.length === 1 ? records[0].bytes : undefined;
+  const raw = bytes !== undefined;
+  const body = raw ? new Uint8Array(bytes) : records.map((r) => r.line).join('');
   let lastError = '';
   for (let attempt = 0; attempt <= RETRIES; attempt++) {
     if (attempt > 0) await sleep(500 * 2 ** (attempt - 1), signal);

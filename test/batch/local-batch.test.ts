@@ -172,6 +172,33 @@ describe('brain-tumor batch', () => {
     }
   });
 
+  it("SINGLE_RECORD holds each file's own bytes to MaxPayloadInMB, as AWS does, not its base64", async () => {
+    const data = path.join(tmp, 'single-size');
+    await mkdir(data);
+    // 800 KB: 1.07 MB as base64 (refused in MULTI_RECORD) but under 1 MB as a raw body.
+    await writeFile(path.join(data, 'fits.jpg'), randomBytes(800_000));
+    await writeFile(path.join(data, 'over.jpg'), randomBytes(1_100_000));
+    const gate = await startGate(server.url);
+    try {
+      const out = path.join(tmp, 'single-size.jsonl');
+      const summary = await runBatch({
+        plan: await planBatch(data, out),
+        url: gate.url,
+        strategy: 'SINGLE_RECORD',
+        maxPayloadInMB: 1,
+      });
+      const byFile = new Map((await readRows(out)).map((r) => [r.file, r]));
+      expect(byFile.get('fits.jpg')).toMatchObject({ error: { code: 'UNDECODABLE_IMAGE' } });
+      expect(byFile.get('over.jpg')).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+      expect(summary.requests).toBe(1);
+      expect(gate.requests).toEqual([
+        { bytes: 800_000, records: expect.any(Number), contentType: 'application/x-image' },
+      ]);
+    } finally {
+      await gate.close();
+    }
+  });
+
   it('resumes after being killed mid-run: no row duplicated, none missing', async () => {
     const out = path.join(tmp, 'killed.jsonl');
     // One record per request; the gate lets 3 through and holds the rest, so the kill comes at a known point.
