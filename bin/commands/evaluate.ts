@@ -119,7 +119,10 @@ export function register(program: Command): void {
             console.error(`${result.skipped.length} files could not be decoded and were skipped`);
           console.log(formatMetrics(result.metrics, result.lookupBaseline));
           const { leakFree } = result;
-          if (leakFree) {
+          if (leakFree && leakFree.n === 0) {
+            // Nothing to score: a 0 % accuracy here would read as a result.
+            console.log(`\nleak-free part: none, every image has a copy in --train (${leakFree.grouping})`);
+          } else if (leakFree) {
             console.log(
               `\nleak-free part: the ${leakFree.n} of ${result.metrics.n} images with no copy in --train (${leakFree.grouping})`,
             );
@@ -129,12 +132,16 @@ export function register(program: Command): void {
             const json = {
               ...metricsJson(result.metrics),
               ...(result.lookupBaseline && { lookupBaseline: result.lookupBaseline }),
+              // With no leak-free image, only its count and grouping: there are no scores to give.
               ...(leakFree && {
-                leakFree: {
-                  ...metricsJson(leakFree),
-                  grouping: leakFree.grouping,
-                  lookupBaseline: leakFree.lookupBaseline,
-                },
+                leakFree:
+                  leakFree.n === 0
+                    ? { n: 0, grouping: leakFree.grouping }
+                    : {
+                        ...metricsJson(leakFree),
+                        grouping: leakFree.grouping,
+                        lookupBaseline: leakFree.lookupBaseline,
+                      },
               }),
             };
             await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);

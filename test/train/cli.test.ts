@@ -104,6 +104,15 @@ describe('brain-tumor train / evaluate', () => {
       lookupBaseline: { accuracy: expect.any(Number), balancedAccuracy: expect.any(Number) },
     });
     expect(withLookup.leakFree.grouping).toMatch(/audit/);
+
+    // Scored against itself, every image has a copy: no leak-free score, rather than a 0 % one.
+    const againstItself = await evaluate('--train', test);
+    expect(againstItself.stdout).toMatch(/leak-free part: none, every image has a copy in --train/);
+    expect(againstItself.stdout).not.toMatch(/the 0 of/);
+    expect(JSON.parse(await readFile(json, 'utf8')).leakFree).toEqual({
+      n: 0,
+      grouping: expect.stringMatching(/audit/),
+    });
   });
 
   it('rejects bad input with one clear line and exit 1', async () => {
