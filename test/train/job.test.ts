@@ -93,6 +93,7 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
         refit: 'true',
         tta: 'flip',
         label_smoothing: '0.1',
+        ema_decay: '0.99',
         gamma: '0.3',
         contrast: '0.3',
         degrade: '0.5',
@@ -103,6 +104,11 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     );
     expect(code, log.join('\n')).toBe(0);
     expect(log.some((l) => l.startsWith('refit: training a new model on all 24 images'))).toBe(true);
+    // Both runs keep their weight average: 2 epochs of 2 steps (16 images), then of 3 (all 24).
+    expect(log.filter((l) => l.startsWith('kept the moving average'))).toEqual([
+      'kept the moving average of the weights (ema_decay=0.99, 4 steps)',
+      'kept the moving average of the weights (ema_decay=0.99, 6 steps)',
+    ]);
     const report = await readJson(path.join(paths.model, 'training-report.json'));
     expect(report.history).toHaveLength(2);
     expect(report.refit.images).toBe(24);

@@ -23,7 +23,15 @@ beforeAll(async () => {
 
 function options(checkpointDir: string, overrides: Record<string, string>, log: string[]): TrainLoopOptions {
   const hp = parseHyperparameters({ ...TINY, ...overrides });
-  const model = buildClassifier({ imageSize: 32, numClasses: 4, width: hp.width, depth: hp.depth });
+  const model = buildClassifier({
+    imageSize: 32,
+    numClasses: 4,
+    width: hp.width,
+    depth: hp.depth,
+    dropout: hp.dropout,
+    dropConnect: hp.drop_connect,
+    seed: hp.seed,
+  });
   return {
     model,
     data,
@@ -74,6 +82,44 @@ describe('checkpoint resume', () => {
     expect(b.resumedFrom).toMatchObject({ epoch: 1, stepInEpoch: 1 });
     expect(b.stoppedBy).toBe('epochs');
     expect(epochLines(second).map((l) => l.split(' ')[0])).toEqual(['epoch=2']);
+  });
+
+  it('carries the weight average through an interruption: the resumed run ends where an unbroken one does', async () => {
+    // No dropout, so two runs from the same seed are the same computation. Cosine: the last
+    // average is kept (a plateau schedule keeps the best epoch's).
+    const settings = {
+      epochs: '2',
+      ema_decay: '0.9',
+      dropout: '0',
+      drop_connect: '0',
+      lr_schedule: 'cosine',
+    };
+    const unbroken: string[] = [];
+    const a = options(await mkdtemp(path.join(os.tmpdir(), 'bt-ckpt-')), settings, unbroken);
+    await trainLoop(a);
+    expect(unbroken.at(-1)).toBe('kept the moving average of the weights (ema_decay=0.9, 4 steps)');
+
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bt-ckpt-'));
+    let steps = 0;
+    await trainLoop({ ...options(dir, settings, []), shouldStop: () => ++steps === 3 });
+    const resumedLog: string[] = [];
+    const b = options(dir, settings, resumedLog);
+    const resumed = await trainLoop(b);
+    expect(resumed.resumedFrom).toMatchObject({ epoch: 1, stepInEpoch: 1 });
+    expect(resumedLog.at(-1)).toBe('kept the moving average of the weights (ema_decay=0.9, 4 steps)');
+    const flat = (m: tf.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    const [wa, wb] = [flat(a.model), flat(b.model)];
+    expect(wb).toHaveLength(wa.length);
+    expect(Math.max(...wa.map((v, i) => Math.abs(v - wb[i])))).toBeLessThan(1e-5);
+    // ...and the kept weights are the average, not the last step's.
+    const plain = options(
+      await mkdtemp(path.join(os.tmpdir(), 'bt-ckpt-')),
+      { ...settings, ema_decay: '0' },
+      [],
+    );
+    await trainLoop(plain);
+    const wp = flat(plain.model);
+    expect(Math.max(...wa.map((v, i) => Math.abs(v - wp[i])))).toBeGreaterThan(1e-3);
   });
 
   it('ignores checkpoints of other settings', async () => {

@@ -11,6 +11,7 @@ import type { EarlyStoppingState, PlateauState } from './callbacks.ts';
  *   model.bin      every model weight (trainable and batch-norm statistics), in model.weights order
  *   optimizer.bin  Adam's iteration count and moments
  *   best.bin       the early-stopping snapshot of the best weights (when there is one)
+ *   average.bin    the moving average of the weights (with `ema_decay`)
  *
  * A folder is written under a temporary name and renamed, so a half-written one is never read.
  */
@@ -41,6 +42,8 @@ export interface CheckpointState {
   finished?: string;
   /** Epochs a cosine schedule spans: `epochs`, or fewer when the time limit cannot hold them. */
   plannedEpochs?: number;
+  /** Steps folded into the weight average (`ema_decay`): its decay ramps up with them. */
+  averageUpdates?: number;
 }
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -50,6 +53,7 @@ export interface Checkpoint {
   model: tf.NamedTensorMap;
   optimizer: NamedTensor[];
   best?: tf.Tensor[];
+  average?: tf.Tensor[];
   dir: string;
 }
 
@@ -59,7 +63,13 @@ const KEEP = 2;
 export async function saveCheckpoint(
   root: string,
   globalStep: number,
-  parts: { state: CheckpointState; model: tf.LayersModel; optimizer: tf.Optimizer; best?: tf.Tensor[] },
+  parts: {
+    state: CheckpointState;
+    model: tf.LayersModel;
+    optimizer: tf.Optimizer;
+    best?: tf.Tensor[];
+    average?: tf.Tensor[];
+  },
 ): Promise<string> {
   await mkdir(root, { recursive: true });
   const name = `${PREFIX}${String(globalStep).padStart(9, '0')}`;
@@ -81,6 +91,11 @@ export async function saveCheckpoint(
     await write(
       'best.bin',
       parts.best.map((tensor, i) => ({ name: `best${i}`, tensor })),
+    );
+  if (parts.average)
+    await write(
+      'average.bin',
+      parts.average.map((tensor, i) => ({ name: `average${i}`, tensor })),
     );
   await writeFile(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, specs }, null, 1));
   await rm(final, { recursive: true, force: true });
@@ -130,12 +145,14 @@ export async function loadLatestCheckpoint(
       const model = await read('model.bin');
       const optimizerMap = await read('optimizer.bin');
       const optimizer = specs['optimizer.bin'].map((s) => ({ name: s.name, tensor: optimizerMap[s.name] }));
-      let best: tf.Tensor[] | undefined;
-      if (specs['best.bin']) {
-        const bestMap = await read('best.bin');
-        best = specs['best.bin'].map((s) => bestMap[s.name]);
-      }
-      return { state, model, optimizer, best, dir };
+      const list = async (file: string) => {
+        if (!specs[file]) return undefined;
+        const map = await read(file);
+        return specs[file].map((s) => map[s.name]);
+      };
+      const best = await list('best.bin');
+      const average = await list('average.bin');
+      return { state, model, optimizer, best, average, dir };
     } catch (err) {
       warn(`checkpoint ${dir} is unreadable, trying an older one: ${(err as Error).message}`);
     }

@@ -83,6 +83,12 @@ export const HyperparametersSchema = z.strictObject({
    */
   lr_schedule: oneOf(['plateau', 'cosine'] as const),
   warmup_epochs: float(0, 100),
+  /**
+   * Keep an exponential moving average of the weights, updated after every optimizer step with
+   * this decay (0.999: about the last thousand steps), and ship it instead of the last step's
+   * weights; validation scores the average. 0 disables.
+   */
+  ema_decay: float(0, 0.99999),
   /** Cross-entropy against (1 - s) * one-hot + s / classes. */
   label_smoothing: float(0, 0.5),
   /** `flip`: the saved model averages each image with its mirror at inference (test-time augmentation). */
@@ -145,6 +151,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
   lr_schedule: 'plateau',
   warmup_epochs: '0',
   label_smoothing: '0',
+  ema_decay: '0',
   tta: 'none',
   refit: 'false',
   class_weights: 'true',

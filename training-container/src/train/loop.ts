@@ -16,6 +16,7 @@ import {
   saveCheckpoint,
 } from './checkpoint.ts';
 import type { Hyperparameters } from './hyperparameters.ts';
+import { WeightAverage } from './weight-average.ts';
 
 export type StopReason = 'epochs' | 'early_stopping' | 'time_limit' | 'interrupted';
 
@@ -40,6 +41,7 @@ export interface TrainLoopOptions {
     | 'lr_schedule'
     | 'warmup_epochs'
     | 'label_smoothing'
+    | 'ema_decay'
   >;
   augment: AugmentOptions;
   checkpointDir: string;
@@ -89,6 +91,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     minLr: hp.min_lr,
   });
   const early = new EarlyStopping({ patience: hp.early_stopping_patience });
+  const average = hp.ema_decay > 0 ? new WeightAverage(hp.ema_decay) : undefined;
   let state: CheckpointState = {
     fingerprint: options.fingerprint,
     epoch: 0,
@@ -116,6 +119,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     reduceLr.state = { ...state.reduceLr };
     early.state = { ...state.earlyStopping };
     early.setBestWeights(checkpoint.best);
+    if (checkpoint.average && average) average.restore(checkpoint.average, state.averageUpdates ?? 0);
+    else tf.dispose(checkpoint.average ?? []);
     resumedFrom = { epoch: state.epoch, stepInEpoch: state.stepInEpoch, checkpoint: checkpoint.dir };
     log(
       `resuming from checkpoint ${checkpoint.dir}: ${state.epoch} epochs done` +
@@ -150,10 +155,16 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const elapsed = () => (performance.now() - started) / 1000;
   const save = () =>
     saveCheckpoint(options.checkpointDir, optimizer.iterations, {
-      state: { ...state, reduceLr: { ...reduceLr.state }, earlyStopping: { ...early.state } },
+      state: {
+        ...state,
+        reduceLr: { ...reduceLr.state },
+        earlyStopping: { ...early.state },
+        averageUpdates: average?.updates,
+      },
       model,
       optimizer,
       best: early.bestWeights,
+      average: average?.weights,
     });
 
   let stoppedBy = state.finished as StopReason | undefined;
@@ -185,6 +196,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
           { options: options.augment, rng },
           hp.label_smoothing,
         );
+        average?.update(model);
         partial.lossSum += result.lossSum;
         partial.correct += result.correct;
         partial.seen += stepOrder.length;
@@ -197,8 +209,15 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
           return result_('interrupted');
         }
       }
-      const probs = await predictProbabilities(model, data, split.validation, hp.batch_size * 2);
-      const val = lossAndAccuracy(probs, valLabels, numClasses);
+      // With a weight average, validation (and the early-stopping snapshot) sees the averaged
+      // weights: they are the model that is kept.
+      const validate = async () => {
+        const probs = await predictProbabilities(model, data, split.validation, hp.batch_size * 2);
+        const val = lossAndAccuracy(probs, valLabels, numClasses);
+        const stop = cosine ? false : early.onEpochEnd(epoch, val.loss, model);
+        return { val, stop };
+      };
+      const { val, stop } = average ? await average.withAverage(model, validate) : await validate();
       const record: EpochRecord = {
         epoch,
         train_loss: partial.lossSum / partial.seen,
@@ -210,7 +229,6 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       };
       log(formatEpochLine(record));
       // A cosine schedule is planned for all epochs: no early stop, no plateau cuts, last weights kept.
-      const stop = cosine ? false : early.onEpochEnd(epoch, val.loss, model);
       const nextLr = cosine ? state.learningRate : reduceLr.onEpochEnd(val.loss, state.learningRate);
       if (nextLr !== state.learningRate)
         log(`reducing learning rate to ${nextLr} (val_loss did not improve)`);
@@ -259,13 +277,17 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     }
     if (early.restoreBest(model)) {
       log(
-        `restored the best weights: epoch ${early.state.bestEpoch} (val_loss=${early.state.best.toFixed(4)})`,
+        `restored the best weights${average ? ' (of the moving average)' : ''}: epoch ${early.state.bestEpoch} ` +
+          `(val_loss=${early.state.best.toFixed(4)})`,
       );
+    } else if (average?.applyTo(model)) {
+      log(`kept the moving average of the weights (ema_decay=${hp.ema_decay}, ${average.updates} steps)`);
     }
     return result_(stoppedBy);
   } finally {
     weights.dispose();
     early.setBestWeights(undefined);
+    average?.dispose();
     optimizer.dispose();
   }
 
