@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeImages } from '../../training-container/src/data/decode.ts';
 import { listImageFolder } from '../../training-container/src/data/image-folder.ts';
 import {
+  blackenBackground,
   foregroundThreshold,
   greyOf,
   headBox,
@@ -22,6 +23,7 @@ import {
 const V2: PreprocessConfig = {
   imageSize: 32,
   version: 2,
+  background: 'keep',
   crop: 'none',
   resize: 'stretch',
   intensity: 'raw',
@@ -104,6 +106,7 @@ describe('version 1 (every model trained before the options)', () => {
     expect(() => PreprocessOptionsSchema.parse({ version: 2, equalize: true })).toThrow();
     expect(PreprocessOptionsSchema.parse({ version: 2, crop: 'head' })).toEqual({
       version: 2,
+      background: 'keep',
       crop: 'head',
       resize: 'stretch',
       intensity: 'raw',
@@ -325,6 +328,88 @@ describe('intensity: equalize', () => {
     expect(PreprocessOptionsSchema.safeParse({ ...PREPROCESS_V1, intensity: 'equalize' }).success).toBe(
       false,
     );
+  });
+});
+
+describe('background: border', () => {
+  // A 60 x 50 "figure": a head (bright skull ring around a mid-grey brain) on a flat background.
+  const W = 60;
+  const H = 50;
+  const head = (x: number, y: number): [number, number, number] | undefined => {
+    const r = Math.hypot((x - 30) / 20, (y - 25) / 16);
+    if (r > 1) return undefined;
+    return r > 0.85 ? [230, 230, 230] : [110, 110, 110];
+  };
+  const onBackground = (level: number, frame = false) =>
+    canvas(W, H, (x, y) => {
+      // A 2-pixel white rule with a black hairline outside it, as on a printed figure.
+      const edge = Math.min(x, y, W - 1 - x, H - 1 - y);
+      if (frame && edge === 0) return [0, 0, 0];
+      if (frame && edge <= 2) return [250, 250, 250];
+      return head(x, y) ?? [level, level, level];
+    });
+  const asImage = (px: Buffer) => ({ data: new Uint8Array(px), width: W, height: H });
+
+  it('turns a flat grey or white background black and leaves the head as it was', () => {
+    for (const level of [60, 140, 255]) {
+      const out = blackenBackground(asImage(onBackground(level)));
+      const expected = canvas(W, H, head);
+      expect(Buffer.from(out.data).equals(expected), `background ${level}`).toBe(true);
+    }
+  });
+
+  it('takes off a white frame with a black hairline first', () => {
+    const out = blackenBackground(asImage(onBackground(140, true)));
+    expect(Buffer.from(out.data).equals(canvas(W, H, head))).toBe(true);
+  });
+
+  it('leaves a black background, a dark one and a textured edge unchanged (the same object)', () => {
+    for (const px of [
+      onBackground(0),
+      onBackground(20),
+      // The head cut by the frame: the edge is brain texture, not a background.
+      canvas(W, H, (x, y) => {
+        const v = 60 + ((x * 7 + y * 13) % 120);
+        return [v, v, v];
+      }),
+    ]) {
+      const image = asImage(px);
+      expect(blackenBackground(image)).toBe(image);
+    }
+  });
+
+  it('lets the head crop and the standardisation see a grey-background figure as a black-background one', async () => {
+    const config = v2({
+      imageSize: 40,
+      background: 'border',
+      crop: 'head',
+      resize: 'pad',
+      intensity: 'standardize',
+    });
+    const figure = await imageToRgb(await png(onBackground(140, true), W, H), config);
+    const scan = await imageToRgb(await png(canvas(W, H, head), W, H), config);
+    expect(figure).toEqual(scan);
+    // Without it, the grey background is cropped with the head and standardised as foreground.
+    const kept = await imageToRgb(await png(onBackground(140, true), W, H), {
+      ...config,
+      background: 'keep',
+    });
+    expect(kept).not.toEqual(scan);
+  });
+
+  it('is recorded as version 2; a preprocessing.json written before it means keep', () => {
+    expect(
+      preprocessOptions({
+        background: 'border',
+        crop: 'none',
+        resize: 'stretch',
+        intensity: 'raw',
+        grey: false,
+      }).version,
+    ).toBe(2);
+    expect(PreprocessOptionsSchema.safeParse({ ...PREPROCESS_V1, background: 'border' }).success).toBe(false);
+    const { background: _, ...before } = { ...V2, crop: 'head' as const };
+    expect(PreprocessConfigSchema.parse(before).background).toBe('keep');
   });
 });
 

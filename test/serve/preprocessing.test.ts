@@ -21,6 +21,7 @@ import { postInvocation, sampleImage, saveTinyModel, startTestServer, TEST_IMAGE
 
 const V2: PreprocessOptions = {
   version: 2,
+  background: 'keep',
   crop: 'head',
   resize: 'pad',
   intensity: 'standardize',

@@ -15,16 +15,19 @@ import { z } from 'zod';
  *   Every model trained before the options existed; it takes no options.
  * - 2: the same plus source-invariant options, each independently switchable (issue 12: SARTAJ's
  *   sources differ in head framing, black-background share, contrast and aspect ratio, which a
- *   model can learn instead of the tumour). Applied in this order: `crop` (`head`: to the head's
+ *   model can learn instead of the tumour). Applied in this order: `background` (`border`: a flat
+ *   grey or white background, and a figure's frame, turned black), `crop` (`head`: to the head's
  *   bounding box), `resize` (`pad`: to a black-padded centred square before resizing, keeping the
  *   aspect ratio; `stretch`: as version 1), `grey` (one grey channel, the mean of R, G and B,
  *   replicated into all three), `intensity` (`standardize`: foreground mean 128 and standard
  *   deviation 48; `equalize`: the foreground's histogram flattened over [32, 255]; black stays black
  *   in both). Version 2 with every option off gives version 1's pixels. `equalize` came later
- *   within version 2: a model recorded without it reads and preprocesses exactly as before.
+ *   within version 2, and so did `background`: a model recorded without them reads and preprocesses
+ *   exactly as before.
  */
 const optionsShape = {
   version: z.union([z.literal(1), z.literal(2)]),
+  background: z.enum(['keep', 'border']).default('keep'),
   crop: z.enum(['none', 'head']).default('none'),
   resize: z.enum(['stretch', 'pad']).default('stretch'),
   intensity: z.enum(['raw', 'standardize', 'equalize']).default('raw'),
@@ -34,14 +37,16 @@ const optionsShape = {
 type OptionFields = { [K in keyof typeof optionsShape]: z.output<(typeof optionsShape)[K]> };
 
 function hasNoOptions(o: Omit<OptionFields, 'version'>): boolean {
-  return o.crop === 'none' && o.resize === 'stretch' && o.intensity === 'raw' && !o.grey;
+  return (
+    o.background === 'keep' && o.crop === 'none' && o.resize === 'stretch' && o.intensity === 'raw' && !o.grey
+  );
 }
 
 const versionOneHasNoOptions = [
   (o: OptionFields) => o.version === 2 || hasNoOptions(o),
   {
     message:
-      'preprocessing version 1 takes no options (crop none, resize stretch, intensity raw, grey false)',
+      'preprocessing version 1 takes no options (background keep, crop none, resize stretch, intensity raw, grey false)',
   },
 ] as const;
 
@@ -54,10 +59,13 @@ export const PreprocessConfigSchema = z
   .strictObject({ imageSize: z.number().int().positive(), ...optionsShape })
   .refine(...versionOneHasNoOptions);
 export type PreprocessConfig = z.output<typeof PreprocessConfigSchema>;
+/** A config as callers may write it: options left out take their defaults. */
+export type PreprocessConfigInput = z.input<typeof PreprocessConfigSchema>;
 
 /** Version 1: what a bare image size means, and what a preprocessing.json without options means. */
 export const PREPROCESS_V1: Readonly<PreprocessOptions> = Object.freeze({
   version: 1,
+  background: 'keep',
   crop: 'none',
   resize: 'stretch',
   intensity: 'raw',
@@ -68,13 +76,16 @@ export const PREPROCESS_V1: Readonly<PreprocessOptions> = Object.freeze({
  * The options a training job records: version 1 when it asks for none (so its artifact reads the
  * same as every earlier one), else version 2.
  */
-export function preprocessOptions(o: Omit<OptionFields, 'version'>): PreprocessOptions {
-  const { crop, resize, intensity, grey } = o;
-  return { version: hasNoOptions(o) ? 1 : 2, crop, resize, intensity, grey };
+export function preprocessOptions(
+  o: Omit<OptionFields, 'version' | 'background'> & Partial<Pick<OptionFields, 'background'>>,
+): PreprocessOptions {
+  const { background = 'keep', crop, resize, intensity, grey } = o;
+  const options = { background, crop, resize, intensity, grey };
+  return { version: hasNoOptions(options) ? 1 : 2, ...options };
 }
 
 /** A bare number is version 1 at that size (every caller before the options existed). */
-export function toPreprocessConfig(sizeOrConfig: number | PreprocessConfig): PreprocessConfig {
+export function toPreprocessConfig(sizeOrConfig: number | PreprocessConfigInput): PreprocessConfig {
   return typeof sizeOrConfig === 'number'
     ? PreprocessConfigSchema.parse({ imageSize: sizeOrConfig, ...PREPROCESS_V1 })
     : PreprocessConfigSchema.parse(sizeOrConfig);
@@ -83,7 +94,8 @@ export function toPreprocessConfig(sizeOrConfig: number | PreprocessConfig): Pre
 /** One-line description for logs, e.g. `v2 crop=head resize=pad intensity=standardize grey`. */
 export function describePreprocessing(o: PreprocessOptions): string {
   if (o.version === 1) return 'v1';
-  return `v2 crop=${o.crop} resize=${o.resize} intensity=${o.intensity}${o.grey ? ' grey' : ''}`;
+  const background = o.background === 'keep' ? '' : `background=${o.background} `;
+  return `v2 ${background}crop=${o.crop} resize=${o.resize} intensity=${o.intensity}${o.grey ? ' grey' : ''}`;
 }
 
 /** Thrown for input that is not a decodable image; callers map it to a 4xx or a skipped file. */
@@ -107,7 +119,7 @@ export const MAX_INPUT_PIXELS = 8192 * 8192;
  */
 export async function imageToRgb(
   bytes: Uint8Array,
-  sizeOrConfig: number | PreprocessConfig,
+  sizeOrConfig: number | PreprocessConfigInput,
 ): Promise<Float32Array> {
   return (await imageInput(bytes, sizeOrConfig)).pixels;
 }
@@ -122,7 +134,7 @@ export interface ModelInput {
 /** `imageToRgb` with the frame of the model's input in the image. */
 export async function imageInput(
   bytes: Uint8Array,
-  sizeOrConfig: number | PreprocessConfig,
+  sizeOrConfig: number | PreprocessConfigInput,
 ): Promise<ModelInput> {
   const config = toPreprocessConfig(sizeOrConfig);
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty image', 'EMPTY');
@@ -147,7 +159,7 @@ export async function imageInput(
 export async function pixelsToRgb(
   pixels: ArrayLike<number>,
   shape: readonly [number, number, number],
-  sizeOrConfig: number | PreprocessConfig,
+  sizeOrConfig: number | PreprocessConfigInput,
 ): Promise<Float32Array> {
   return (await pixelsInput(pixels, shape, sizeOrConfig)).pixels;
 }
@@ -156,7 +168,7 @@ export async function pixelsToRgb(
 export async function pixelsInput(
   pixels: ArrayLike<number>,
   shape: readonly [number, number, number],
-  sizeOrConfig: number | PreprocessConfig,
+  sizeOrConfig: number | PreprocessConfigInput,
 ): Promise<ModelInput> {
   const config = toPreprocessConfig(sizeOrConfig);
   const [h, w, c] = shape;
@@ -216,7 +228,7 @@ async function modelInput(open: () => Sharp, config: PreprocessConfig): Promise<
 }
 
 /** A decoded image: `width x height x 3` sRGB bytes, HWC. */
-interface RgbImage {
+export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
@@ -224,7 +236,7 @@ interface RgbImage {
 
 /** Whether the image is cropped or padded before resizing (needs the full-size pixels in hand). */
 function reframes(config: PreprocessConfig): boolean {
-  return config.crop !== 'none' || config.resize !== 'stretch';
+  return config.background !== 'keep' || config.crop !== 'none' || config.resize !== 'stretch';
 }
 
 async function fullRgb(pipeline: Sharp): Promise<RgbImage> {
@@ -234,7 +246,7 @@ async function fullRgb(pipeline: Sharp): Promise<RgbImage> {
 }
 
 function reframe(image: RgbImage, config: PreprocessConfig): { image: RgbImage; frame: Box } {
-  let out = image;
+  let out = config.background === 'border' ? blackenBackground(image) : image;
   let frame: Box = { left: 0, top: 0, width: image.width, height: image.height };
   if (config.crop === 'head') {
     frame = headBox(greyOf(out.data), out.width, out.height);
@@ -271,6 +283,126 @@ function adjust(raw: Buffer, config: PreprocessConfig): Buffer {
   if (config.intensity === 'standardize') standardize(raw);
   if (config.intensity === 'equalize') equalize(raw);
   return raw;
+}
+
+/** The ring along the image's edges where the background level is read, as a share of the shorter side. */
+const BACKGROUND_RING_FRACTION = 0.05;
+/** A ring median at or below this grey level is already black enough: the image is left as it is. */
+const BACKGROUND_DARK_LEVEL = 24;
+/** Grey levels within this distance of the ring's median count as background. */
+const BACKGROUND_TOLERANCE = 12;
+/** The ring must be this uniform (share of its pixels near its median) to be a background at all. */
+const BACKGROUND_UNIFORM_SHARE = 0.7;
+/**
+ * An edge line belongs to a figure's frame when this share of its pixels is white (FRAME_LEVEL or
+ * lighter) or black (BACKGROUND_DARK_LEVEL or darker): a white rule with a black hairline outside it.
+ */
+const FRAME_SHARE = 0.9;
+const FRAME_LEVEL = 200;
+
+/**
+ * `background=border`: a flat grey or white background (textbook figures, screenshots, some
+ * archives) becomes black like an MRI's, so the head crop and the standardisation find the head
+ * and the background level does not tell the source. First a frame is taken off: edge rows and
+ * columns that are nearly all white or all black, up to the ring's width. The level is then the median grey
+ * of a ring along the edges inside it (5 % of the shorter side); when that is lighter than 24 and at
+ * least 70 % of the ring is within 12 levels of it, every pixel within 12 levels of it that is
+ * connected to the ring through such pixels is set to black, and so is the frame. Anything else (a
+ * black background, a head cut by the frame, a textured ring) is returned unchanged.
+ */
+export function blackenBackground<T extends RgbImage>(image: T): T {
+  const { width, height } = image;
+  const grey = greyOf(image.data);
+  const ring = Math.max(1, Math.round(BACKGROUND_RING_FRACTION * Math.min(width, height)));
+  const frame = frameInsets(grey, width, height, ring);
+  const [x0, y0, x1, y1] = [frame.left, frame.top, width - frame.right, height - frame.bottom];
+  if (x1 - x0 <= 2 * ring || y1 - y0 <= 2 * ring) return image;
+  const inFrame = (x: number, y: number) => x < x0 || y < y0 || x >= x1 || y >= y1;
+  const inRing = (x: number, y: number) =>
+    !inFrame(x, y) && (x < x0 + ring || y < y0 + ring || x >= x1 - ring || y >= y1 - ring);
+  const histogram = new Uint32Array(256);
+  let ringPixels = 0;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++)
+      if (inRing(x, y)) {
+        histogram[grey[y * width + x]]++;
+        ringPixels++;
+      }
+  let level = 0;
+  for (let v = 0, seen = 0; v < 256; v++) {
+    seen += histogram[v];
+    if (seen * 2 >= ringPixels) {
+      level = v;
+      break;
+    }
+  }
+  if (level <= BACKGROUND_DARK_LEVEL) return image;
+  const near = (g: number) => Math.abs(g - level) <= BACKGROUND_TOLERANCE;
+  let nearShare = 0;
+  for (
+    let v = Math.max(0, level - BACKGROUND_TOLERANCE);
+    v <= Math.min(255, level + BACKGROUND_TOLERANCE);
+    v++
+  )
+    nearShare += histogram[v];
+  if (nearShare < BACKGROUND_UNIFORM_SHARE * ringPixels) return image;
+  // Flood fill from the ring's background pixels through 4-connected background pixels.
+  const filled = new Uint8Array(width * height);
+  const queue = new Int32Array(width * height);
+  let head = 0;
+  let tail = 0;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      if (inFrame(x, y)) filled[p] = 1;
+      else if (inRing(x, y) && near(grey[p])) {
+        filled[p] = 1;
+        queue[tail++] = p;
+      }
+    }
+  while (head < tail) {
+    const p = queue[head++];
+    const x = p % width;
+    const visit = (q: number) => {
+      if (!filled[q] && near(grey[q])) {
+        filled[q] = 1;
+        queue[tail++] = q;
+      }
+    };
+    if (x > 0) visit(p - 1);
+    if (x < width - 1) visit(p + 1);
+    if (p >= width) visit(p - width);
+    if (p < width * (height - 1)) visit(p + width);
+  }
+  const data = Uint8Array.from(image.data);
+  for (let p = 0; p < filled.length; p++) if (filled[p]) data.fill(0, p * 3, p * 3 + 3);
+  return { ...image, data };
+}
+
+/** How many edge lines on each side are a frame: nearly all white or all black (at most `max`). */
+function frameInsets(grey: Uint8Array, width: number, height: number, max: number) {
+  const isFrameLine = (x0: number, y0: number, dx: number, dy: number, n: number) => {
+    let white = 0;
+    let black = 0;
+    for (let k = 0; k < n; k++) {
+      const g = grey[(y0 + k * dy) * width + x0 + k * dx];
+      if (g >= FRAME_LEVEL) white++;
+      else if (g <= BACKGROUND_DARK_LEVEL) black++;
+    }
+    return Math.max(white, black) >= FRAME_SHARE * n;
+  };
+  // Two more lines past a frame: JPEG and resampling blur its inner edge into the background.
+  const count = (isFrame: (i: number) => boolean) => {
+    let i = 0;
+    while (i < max && isFrame(i)) i++;
+    return i > 0 ? Math.min(max, i + 2) : 0;
+  };
+  return {
+    top: count((i) => isFrameLine(0, i, 1, 0, width)),
+    bottom: count((i) => isFrameLine(0, height - 1 - i, 1, 0, width)),
+    left: count((i) => isFrameLine(i, 0, 0, 1, height)),
+    right: count((i) => isFrameLine(width - 1 - i, 0, 0, 1, height)),
+  };
 }
 
 /** Mean of the channels per pixel, rounded: the grey image that finds the head. */

@@ -37,11 +37,13 @@ export const HyperparametersSchema = z.strictObject({
   image_size: int(32, 600),
   /**
    * Source-invariant preprocessing (preprocess.ts; recorded in preprocessing.json, so evaluation and
-   * serving use the same): `crop=head` crops to the head's bounding box, `resize=pad` pads to a
+   * serving use the same): `background=border` turns a flat grey or white background black,
+   * `crop=head` crops to the head's bounding box, `resize=pad` pads to a
    * black square instead of stretching, `intensity=standardize` maps the foreground to mean 128 and
    * standard deviation 48 (`equalize`: flattens the foreground's histogram), `grey` replicates one
    * grey channel into R, G and B.
    */
+  background: oneOf(['keep', 'border'] as const),
   crop: oneOf(['none', 'head'] as const),
   resize: oneOf(['stretch', 'pad'] as const),
   intensity: oneOf(['raw', 'standardize', 'equalize'] as const),
@@ -126,6 +128,7 @@ export const DEFAULT_WEIGHTS_PATH = '/opt/weights/efficientnetb0_notop.h5';
 export const BASE_DEFAULTS: Required<RawValues> = {
   profile: 'full',
   image_size: '224',
+  background: 'keep',
   crop: 'none',
   resize: 'stretch',
   intensity: 'raw',
