@@ -64,7 +64,24 @@ describe('preprocessing recorded in the model artifact', () => {
 
   it('writes version 1 into preprocessing.json when nothing else is asked for', async () => {
     const json = JSON.parse(await readFile(path.join(modelDir, 'preprocessing.json'), 'utf8'));
-    expect(json.preprocessing).toEqual(PREPROCESS_V1);
+    // `background` at its default is left out, so code from before that option reads the file.
+    const { background: _, ...v1 } = PREPROCESS_V1;
+    expect(json.preprocessing).toEqual(v1);
+    expect((await loadArtifactConfig(modelDir)).preprocessing).toEqual(PREPROCESS_V1);
+  });
+
+  it('records background=border, and reads it back', async () => {
+    const dir = path.join(root, 'border');
+    const { model, config } = await loadModel(modelDir);
+    await saveModel(model, dir, {
+      imageSize: TEST_IMAGE_SIZE,
+      labels: config.labels,
+      preprocessing: { ...V2, background: 'border' },
+    });
+    model.dispose();
+    const json = JSON.parse(await readFile(path.join(dir, 'preprocessing.json'), 'utf8'));
+    expect(json.preprocessing.background).toBe('border');
+    expect((await loadArtifactConfig(dir)).preprocessing).toEqual({ ...V2, background: 'border' });
   });
 
   it('loads an artifact of the previous format (no preprocessing field) as version 1 and predicts as before', async () => {

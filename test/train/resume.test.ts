@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type DecodedImages, decodeImages } from '../../training-container/src/data/decode.ts';
 import { listImageFolder } from '../../training-container/src/data/image-folder.ts';
 import { groupedStratifiedSplit, type Split } from '../../training-container/src/data/split.ts';
+import { lossAndAccuracy, predictProbabilities } from '../../training-container/src/evaluate/predict.ts';
 import { buildClassifier } from '../../training-container/src/model/index.ts';
 import { parseHyperparameters } from '../../training-container/src/train/hyperparameters.ts';
 import { type TrainLoopOptions, trainLoop } from '../../training-container/src/train/loop.ts';
@@ -120,6 +121,28 @@ describe('checkpoint resume', () => {
     await trainLoop(plain);
     const wp = flat(plain.model);
     expect(Math.max(...wa.map((v, i) => Math.abs(v - wp[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it("with a plateau schedule, validates the averaged weights and keeps the best epoch's average", async () => {
+    const settings = { epochs: '1', ema_decay: '0.9', dropout: '0', drop_connect: '0' };
+    const log: string[] = [];
+    const averaged = options(await mkdtemp(path.join(os.tmpdir(), 'bt-ckpt-')), settings, log);
+    const a = await trainLoop(averaged);
+    expect(log.at(-1)).toMatch(/^restored the best weights \(of the moving average\): epoch 1 /);
+    const plain = options(
+      await mkdtemp(path.join(os.tmpdir(), 'bt-ckpt-')),
+      { ...settings, ema_decay: '0' },
+      [],
+    );
+    const b = await trainLoop(plain);
+    // The average does not change the steps, only what is validated and kept: the logged
+    // validation loss is the kept model's, and it differs from the last step's weights'.
+    const labels = Int32Array.from(split.validation, (i) => data.labels[i]);
+    const lossOf = async (model: tf.LayersModel) =>
+      lossAndAccuracy(await predictProbabilities(model, data, split.validation, 8), labels, 4).loss;
+    expect(await lossOf(averaged.model)).toBeCloseTo(a.history[0].val_loss, 5);
+    expect(await lossOf(plain.model)).toBeCloseTo(b.history[0].val_loss, 5);
+    expect(Math.abs(a.history[0].val_loss - b.history[0].val_loss)).toBeGreaterThan(1e-4);
   });
 
   it('ignores checkpoints of other settings', async () => {

@@ -42,6 +42,15 @@ const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 const PREPROCESSING_JSON = 'preprocessing.json';
 
+/**
+ * What preprocessing.json holds: `background` is left out at its default (`keep`), so a model that
+ * does not use it reads as before in code that predates the option (its schema refuses unknown keys).
+ */
+function written(artifact: ArtifactConfig) {
+  const { background, ...rest } = artifact.preprocessing;
+  return { ...artifact, preprocessing: background === 'keep' ? rest : artifact.preprocessing };
+}
+
 export async function saveModel(
   model: tf.LayersModel,
   dir: string,
@@ -67,7 +76,7 @@ export async function saveModel(
       // Write to temporary names then rename, so a reader never sees half a model.
       await atomicWrite(path.join(dir, WEIGHTS_BIN), weights);
       await atomicWrite(path.join(dir, MODEL_JSON), JSON.stringify(modelJson));
-      await atomicWrite(path.join(dir, PREPROCESSING_JSON), JSON.stringify(artifact, null, 2));
+      await atomicWrite(path.join(dir, PREPROCESSING_JSON), JSON.stringify(written(artifact), null, 2));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );

@@ -129,6 +129,8 @@ export async function loadLatestCheckpoint(
   warn: (message: string) => void = () => {},
 ): Promise<Checkpoint | undefined> {
   for (const dir of await listCheckpoints(root)) {
+    // What was decoded before a later file failed: freed, since the older checkpoint is used instead.
+    const decoded: tf.NamedTensorMap[] = [];
     try {
       const { specs, ...state } = JSON.parse(
         await readFile(path.join(dir, 'state.json'), 'utf8'),
@@ -137,10 +139,12 @@ export async function loadLatestCheckpoint(
       };
       const read = async (file: string) => {
         const bytes = await readFile(path.join(dir, file));
-        return tf.io.decodeWeights(
+        const map = tf.io.decodeWeights(
           bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
           specs[file],
         );
+        decoded.push(map);
+        return map;
       };
       const model = await read('model.bin');
       const optimizerMap = await read('optimizer.bin');
@@ -154,6 +158,7 @@ export async function loadLatestCheckpoint(
       const average = await list('average.bin');
       return { state, model, optimizer, best, average, dir };
     } catch (err) {
+      for (const map of decoded) tf.dispose(Object.values(map));
       warn(`checkpoint ${dir} is unreadable, trying an older one: ${(err as Error).message}`);
     }
   }

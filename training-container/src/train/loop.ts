@@ -127,6 +127,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         `${state.stepInEpoch ? ` and ${state.stepInEpoch} steps of the next` : ''}, lr=${state.learningRate}`,
     );
   } else if (checkpoint) {
+    tf.dispose([...(checkpoint.best ?? []), ...(checkpoint.average ?? [])]);
     log(`ignoring checkpoints in ${options.checkpointDir}: they were made with other settings or data`);
     await clearCheckpoints(options.checkpointDir);
   }
