@@ -22,7 +22,9 @@ describe('flip test-time augmentation inside the model', () => {
   });
 
   it('predicts the mean of the image and its mirror, survives save and load, and trains on single views', async () => {
-    const tta = buildClassifier({ ...options, tta: 'flip' });
+    // Seeded: a random initialisation is nearly mirror-invariant, and for some draws the two views
+    // below differed by less than the 1e-3 the comparison needs (a CI run failed on 7.4e-4).
+    const tta = buildClassifier({ ...options, tta: 'flip', seed: 2 });
     sharpen(tta);
     const plain = buildClassifier(options);
     plain.setWeights(tta.getWeights());
