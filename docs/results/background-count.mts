@@ -1,10 +1,9 @@
 // Counts, per split and class, the images `background=border` changes (ablation.md, "Background to
 // black"), and lists the changed files.
 // Usage: npx tsx docs/results/background-count.mts DATASET_DIR   (its Training/ and Testing/ folders)
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
-import { blackenBackground } from '../../training-container/src/preprocess.ts';
+import { blackenBackground, decodeImage } from '../../training-container/src/preprocess.ts';
 
 const root = process.argv[2];
 if (!root) throw new Error('usage: background-count.mts DATASET_DIR');
@@ -13,15 +12,7 @@ for (const split of ['Training', 'Testing']) {
     const files = (await readdir(path.join(root, split, label))).sort();
     const changed: string[] = [];
     for (const file of files) {
-      // The decode preprocess.ts uses before the option (EXIF rotation, alpha onto black, sRGB).
-      const { data, info } = await sharp(path.join(root, split, label, file))
-        .rotate()
-        .flatten({ background: { r: 0, g: 0, b: 0 } })
-        .toColourspace('srgb')
-        .removeAlpha()
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      const image = { data: new Uint8Array(data), width: info.width, height: info.height };
+      const image = await decodeImage(await readFile(path.join(root, split, label, file)));
       if (blackenBackground(image) !== image) changed.push(file);
     }
     console.log(`${split}/${label}: ${changed.length} of ${files.length} changed${changed.length ? `: ${changed.join(', ')}` : ''}`);

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { decodeImage } from '../../training-container/src/preprocess.ts';
 import type { Heatmap } from '../../training-container/src/serve/contract.ts';
 
 /**
@@ -12,14 +13,8 @@ export async function overlayHeatmap(
   heatmap: Heatmap,
   { opacity = 0.45 }: { opacity?: number } = {},
 ): Promise<Buffer> {
-  const { data: image, info } = await sharp(imageBytes)
-    .rotate()
-    .flatten({ background: { r: 0, g: 0, b: 0 } })
-    .toColourspace('srgb')
-    .removeAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const { width, height } = info;
+  // The decode the model's preprocessing starts from, so the frame lines up with these pixels.
+  const { data: image, width, height } = await decodeImage(imageBytes);
   const frame = heatmap.frame ?? { left: 0, top: 0, width, height };
   const fw = Math.max(1, Math.round(frame.width));
   const fh = Math.max(1, Math.round(frame.height));

@@ -138,11 +138,7 @@ export async function imageInput(
 ): Promise<ModelInput> {
   const config = toPreprocessConfig(sizeOrConfig);
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty image', 'EMPTY');
-  const open = () =>
-    sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
-      .rotate() // apply EXIF orientation
-      .flatten({ background: { r: 0, g: 0, b: 0 } }) // drop alpha onto black, as MRI backgrounds are
-      .toColourspace('srgb');
+  const open = () => openImage(bytes);
   try {
     return await modelInput(open, config);
   } catch (err) {
@@ -150,6 +146,22 @@ export async function imageInput(
     const tooLarge = /pixel limit|exceeds/i.test(reason);
     throw new ImageDecodeError(`cannot decode image: ${reason}`, tooLarge ? 'TOO_LARGE' : 'UNDECODABLE');
   }
+}
+
+/** The decode every image input starts from: EXIF orientation applied, alpha onto black, sRGB. */
+function openImage(bytes: Uint8Array): Sharp {
+  return sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated' })
+    .rotate() // apply EXIF orientation
+    .flatten({ background: { r: 0, g: 0, b: 0 } }) // drop alpha onto black, as MRI backgrounds are
+    .toColourspace('srgb');
+}
+
+/**
+ * The full-size decoded image (`width x height x 3` sRGB bytes) that preprocessing starts from:
+ * what an overlay is drawn on, so it lines up with the model input's `frame`.
+ */
+export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
+  return fullRgb(openImage(bytes));
 }
 
 /**
