@@ -49,6 +49,21 @@ describe('parseHyperparameters', () => {
     expect(parseHyperparameters({ refit: 'true', lr_schedule: 'cosine' }).refit).toBe(true);
   });
 
+  it('takes validation_fraction=0 (train on everything) only with a cosine schedule and no refit', () => {
+    expect(
+      parseHyperparameters({ validation_fraction: '0', lr_schedule: 'cosine' }).validation_fraction,
+    ).toBe(0);
+    expect(() => parseHyperparameters({ validation_fraction: '0', lr_schedule: 'plateau' })).toThrow(
+      /"validation_fraction": 0 needs lr_schedule=cosine/,
+    );
+    expect(() =>
+      parseHyperparameters({ validation_fraction: '0', lr_schedule: 'cosine', refit: 'true' }),
+    ).toThrow(/"refit": true needs a validation run/);
+    expect(() => parseHyperparameters({ validation_fraction: '0.005' })).toThrow(
+      /"validation_fraction": expected 0 \(train on everything\) or 0.01-0.9/,
+    );
+  });
+
   it('accepts plain JSON numbers and booleans and ignores SageMaker-added keys', () => {
     const hp = parseHyperparameters({
       epochs: 3,

@@ -13,6 +13,7 @@ import { makeImageFolder, makeOptMl, TINY } from './fixtures.ts';
 
 const EPOCH_LINE =
   /^epoch=(\d+) train_loss=\d+\.\d{4} train_acc=\d\.\d{4} val_loss=\d+\.\d{4} val_acc=\d\.\d{4} lr=\d\.\d{6}$/;
+const EPOCH_LINE_NO_VALIDATION = /^epoch=(\d+) train_loss=\d+\.\d{4} train_acc=\d\.\d{4} lr=\d\.\d{6}$/;
 
 async function run(hyperparameters: Record<string, string>, channels: Record<string, string>) {
   const root = await makeOptMl(hyperparameters, channels);
@@ -118,9 +119,41 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(report.refit.history[0].lr).toBeCloseTo(0.01, 9);
     expect(report.refit.history[1].lr).toBeCloseTo(cosineRate(0.01, 1e-6, 5, 3, 6), 9);
     expect(report.refit.history[1].lr).toBeLessThan(0.01);
+    // The refit's epoch lines have no validation figures to print (and feed no validation metric).
+    const epochLines = log.filter((l) => l.startsWith('epoch='));
+    expect(epochLines.slice(0, 2).every((l) => EPOCH_LINE.test(l))).toBe(true);
+    expect(epochLines.slice(2)).toHaveLength(2);
+    for (const line of epochLines.slice(2)) expect(line).toMatch(EPOCH_LINE_NO_VALIDATION);
     // The served model is the refit one and averages each image with its mirror.
     const { model } = await loadModel(paths.model);
     expect(model.layers.map((l) => l.name)).toContain('tta_flip');
+  });
+
+  it('trains one model on every train image with validation_fraction=0', async () => {
+    const train = await makeImageFolder(6);
+    const test = await makeImageFolder(2, { seed: 7 });
+    const { code, paths, log } = await run(
+      { ...TINY, epochs: '2', lr_schedule: 'cosine', warmup_epochs: '1', validation_fraction: '0' },
+      { train, test },
+    );
+    expect(code, log.join('\n')).toBe(0);
+    expect(log.find((l) => l.startsWith('split: '))).toMatch(
+      /^split: none \(validation_fraction=0\): train on all 24 \(glioma=6 meningioma=6 notumor=6 pituitary=6\); 24 distinct scans/,
+    );
+    const epochLines = log.filter((l) => l.startsWith('epoch='));
+    expect(epochLines).toHaveLength(2);
+    for (const line of epochLines) expect(line).toMatch(EPOCH_LINE_NO_VALIDATION);
+    const report = await readJson(path.join(paths.model, 'training-report.json'));
+    expect(report.split).toMatchObject({ train: 24, validation: 0 });
+    expect(report.refit).toBeUndefined();
+    // 3 steps of 8 an epoch: the cosine schedule spans all 24 images, warm-up over the first 3 steps.
+    expect(report.history[1].lr).toBeCloseTo(cosineRate(0.01, 1e-6, 5, 3, 6), 9);
+    expect(report.history.every((h: { val_loss: unknown }) => h.val_loss === null)).toBe(true);
+    const split = await readJson(path.join(paths.model, 'split.json'));
+    expect(split.train).toHaveLength(24);
+    expect(split.validation).toEqual([]);
+    const evaluation = await readJson(path.join(paths.outputData, 'evaluation.json'));
+    expect(evaluation.overall.n).toBe(8);
   });
 
   it('fits a cosine schedule into the time limit after the first epoch', async () => {

@@ -115,7 +115,14 @@ export const HyperparametersSchema = z.strictObject({
   seed: int(0, 2 ** 31 - 1),
   /** How copies of a scan are found for the split and the leak-free test: `audit` (near-duplicates) or `sha256`. */
   grouping: oneOf(['audit', 'sha256'] as const),
-  validation_fraction: float(0.01, 0.9),
+  /**
+   * Share of each class held out (whole duplicate clusters) for validation. `0` holds out nothing:
+   * one model trains on all of the train channel for `epochs`, a count chosen before on a validated
+   * run, and the report has no validation figures. Needs `lr_schedule=cosine`, like `refit`.
+   */
+  validation_fraction: float(0, 0.9).refine((f) => f === 0 || f >= 0.01, {
+    message: 'expected 0 (train on everything) or 0.01-0.9',
+  }),
   /** Undecodable files are named and skipped; more than this many fails the job. */
   max_bad_files: int(0, 1_000_000),
 });
@@ -249,6 +256,18 @@ export function parseHyperparameters(raw: Record<string, unknown> = {}): Hyperpa
       throw new HyperparameterError(
         'hyperparameter "refit": needs lr_schedule=cosine (a plateau schedule depends on a validation loss, which a refit on all images does not have)',
       );
+    }
+    if (result.data.validation_fraction === 0) {
+      if (result.data.lr_schedule !== 'cosine') {
+        throw new HyperparameterError(
+          'hyperparameter "validation_fraction": 0 needs lr_schedule=cosine (a plateau schedule depends on a validation loss, which a run on all images does not have)',
+        );
+      }
+      if (result.data.refit) {
+        throw new HyperparameterError(
+          'hyperparameter "refit": true needs a validation run to refit after; with validation_fraction=0 the one run already trains on all images',
+        );
+      }
     }
     return result.data;
   }

@@ -116,19 +116,28 @@ async function trainAndReport(
   );
   const groupingSeconds = seconds(groupingStarted);
   const groups = grouping.train;
-  const split = groupedStratifiedSplit(trainSet.labels, groups, hp.validation_fraction, hp.seed);
+  // validation_fraction=0: the epoch count was chosen on a validated run before; train on everything.
+  const holdOut = hp.validation_fraction > 0;
+  const split = holdOut
+    ? groupedStratifiedSplit(trainSet.labels, groups, hp.validation_fraction, hp.seed)
+    : { train: Array.from(trainSet.labels, (_, i) => i), validation: [] as number[] };
   const trainCounts = countLabels(trainSet.labels, split.train, LABELS.length);
   const validationCounts = countLabels(trainSet.labels, split.validation, LABELS.length);
-  if (split.validation.length === 0 || trainCounts.some((c) => c === 0)) {
+  if (trainCounts.some((c) => c === 0) || (holdOut && split.validation.length === 0)) {
     throw new JobFailure(
-      `the "train" channel is too small to split: after holding out validation_fraction=${hp.validation_fraction} ` +
-        `the training part has ${fmtCounts(trainCounts)} and validation ${split.validation.length} images; ` +
-        'add images or change validation_fraction.',
+      holdOut
+        ? `the "train" channel is too small to split: after holding out validation_fraction=${hp.validation_fraction} ` +
+            `the training part has ${fmtCounts(trainCounts)} and validation ${split.validation.length} images; ` +
+            'add images or change validation_fraction.'
+        : `the "train" channel lacks a class: it has ${fmtCounts(trainCounts)}; every class needs training images.`,
     );
   }
+  const scans = `${new Set(groups).size} distinct scans by ${grouping.method} in ${groupingSeconds} s`;
   log(
-    `split: train ${split.train.length} (${fmtCounts(trainCounts)}), validation ${split.validation.length} ` +
-      `(${fmtCounts(validationCounts)}); ${new Set(groups).size} distinct scans by ${grouping.method} in ${groupingSeconds} s`,
+    holdOut
+      ? `split: train ${split.train.length} (${fmtCounts(trainCounts)}), validation ${split.validation.length} ` +
+          `(${fmtCounts(validationCounts)}); ${scans}`
+      : `split: none (validation_fraction=0): train on all ${split.train.length} (${fmtCounts(trainCounts)}); ${scans}`,
   );
   const classWeights = hp.class_weights ? balancedClassWeights(trainCounts) : LABELS.map(() => 1);
   log(`class weights: ${LABELS.map((l, i) => `${l}=${classWeights[i].toFixed(3)}`).join(' ')}`);

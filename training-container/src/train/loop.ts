@@ -69,10 +69,11 @@ export interface TrainLoopResult {
 
 /** The per-epoch line SageMaker metric definitions parse; keep the format fixed. */
 export function formatEpochLine(r: EpochRecord): string {
-  return (
-    `epoch=${r.epoch} train_loss=${r.train_loss.toFixed(4)} train_acc=${r.train_acc.toFixed(4)} ` +
-    `val_loss=${r.val_loss.toFixed(4)} val_acc=${r.val_acc.toFixed(4)} lr=${r.lr.toFixed(6)}`
-  );
+  // A run on all images (a refit, validation_fraction=0) has no validation figures to print.
+  const val = Number.isNaN(r.val_loss)
+    ? ''
+    : `val_loss=${r.val_loss.toFixed(4)} val_acc=${r.val_acc.toFixed(4)} `;
+  return `epoch=${r.epoch} train_loss=${r.train_loss.toFixed(4)} train_acc=${r.train_acc.toFixed(4)} ${val}lr=${r.lr.toFixed(6)}`;
 }
 
 /**
