@@ -27,7 +27,7 @@ describe('parseHyperparameters', () => {
     expect(parseHyperparameters({ profile: 'quick', image_size: '96' }).image_size).toBe(96);
   });
 
-  it('cpu-full is the quick recipe for the hour: 50 epochs within a 58-minute limit, with photometric augmentation', () => {
+  it('cpu-full is the quick recipe for the hour: 50 epochs on all images within a 58-minute limit, with photometric augmentation', () => {
     const quick = parseHyperparameters({ profile: 'quick' });
     const full = parseHyperparameters({ profile: 'cpu-full' });
     const photometric = { gamma: 0.25, contrast: 0.2, degrade: 0.2, noise: 3, stretch: 0.1 };
@@ -36,9 +36,15 @@ describe('parseHyperparameters', () => {
       profile: 'quick',
       epochs: quick.epochs,
       time_limit_minutes: quick.time_limit_minutes,
+      validation_fraction: quick.validation_fraction,
       ...Object.fromEntries(Object.keys(photometric).map((k) => [k, quick[k as keyof typeof quick]])),
     }).toEqual(quick);
-    expect(full).toMatchObject({ epochs: 50, time_limit_minutes: 58, ...photometric });
+    expect(full).toMatchObject({
+      epochs: 50,
+      time_limit_minutes: 58,
+      validation_fraction: 0,
+      ...photometric,
+    });
     expect(quick).toMatchObject({ gamma: 0, contrast: 0, degrade: 0, noise: 0, stretch: 0 });
   });
 
