@@ -36,7 +36,6 @@ describe('parseHyperparameters', () => {
       profile: 'quick',
       epochs: quick.epochs,
       time_limit_minutes: quick.time_limit_minutes,
-      validation_fraction: quick.validation_fraction,
       ...Object.fromEntries(Object.keys(photometric).map((k) => [k, quick[k as keyof typeof quick]])),
     }).toEqual(quick);
     expect(full).toMatchObject({
@@ -45,7 +44,14 @@ describe('parseHyperparameters', () => {
       validation_fraction: 0,
       ...photometric,
     });
-    expect(quick).toMatchObject({ gamma: 0, contrast: 0, degrade: 0, noise: 0, stretch: 0 });
+    expect(quick).toMatchObject({
+      gamma: 0,
+      contrast: 0,
+      degrade: 0,
+      noise: 0,
+      stretch: 0,
+      validation_fraction: 0,
+    });
   });
 
   it('refuses refit without the cosine schedule, whose length does not depend on validation', () => {
