@@ -133,7 +133,14 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const train = await makeImageFolder(6);
     const test = await makeImageFolder(2, { seed: 7 });
     const { code, paths, log } = await run(
-      { ...TINY, epochs: '2', lr_schedule: 'cosine', warmup_epochs: '1', validation_fraction: '0' },
+      {
+        ...TINY,
+        epochs: '2',
+        lr_schedule: 'cosine',
+        warmup_epochs: '1',
+        validation_fraction: '0',
+        ema_decay: '0.99',
+      },
       { train, test },
     );
     expect(code, log.join('\n')).toBe(0);
@@ -143,9 +150,10 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const epochLines = log.filter((l) => l.startsWith('epoch='));
     expect(epochLines).toHaveLength(2);
     for (const line of epochLines) expect(line).toMatch(EPOCH_LINE_NO_VALIDATION);
+    // 2 epochs of 3 steps over all 24 images; the weight average is still kept and shipped.
+    expect(log).toContain('kept the moving average of the weights (ema_decay=0.99, 6 steps)');
     const report = await readJson(path.join(paths.model, 'training-report.json'));
     expect(report.split).toMatchObject({ train: 24, validation: 0 });
-    expect(report.refit).toBeUndefined();
     // 3 steps of 8 an epoch: the cosine schedule spans all 24 images, warm-up over the first 3 steps.
     expect(report.history[1].lr).toBeCloseTo(cosineRate(0.01, 1e-6, 5, 3, 6), 9);
     expect(report.history.every((h: { val_loss: unknown }) => h.val_loss === null)).toBe(true);

@@ -80,9 +80,14 @@ export function trainingCurvesSvg(history: readonly CurvePoint[], title: string)
   parts.push(
     `<line x1="${width / 2 - 150}" y1="${ly - 5}" x2="${width / 2 - 120}" y2="${ly - 5}" stroke="#1f77b4" stroke-width="3"/>`,
     `<text x="${width / 2 - 114}" y="${ly}" font-size="13" ${FONT}>training</text>`,
-    `<line x1="${width / 2 + 20}" y1="${ly - 5}" x2="${width / 2 + 50}" y2="${ly - 5}" stroke="#ff7f0e" stroke-width="3"/>`,
-    `<text x="${width / 2 + 56}" y="${ly}" font-size="13" ${FONT}>validation</text>`,
   );
+  // A run on all images (validation_fraction=0) has no validation curve to name.
+  if (history.some((h) => Number.isFinite(h.val_loss))) {
+    parts.push(
+      `<line x1="${width / 2 + 20}" y1="${ly - 5}" x2="${width / 2 + 50}" y2="${ly - 5}" stroke="#ff7f0e" stroke-width="3"/>`,
+      `<text x="${width / 2 + 56}" y="${ly}" font-size="13" ${FONT}>validation</text>`,
+    );
+  }
   return svgDocument(width, height, parts);
 }
 

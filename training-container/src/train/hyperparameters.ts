@@ -193,8 +193,8 @@ const QUICK: RawValues = {
   // Batch 32 fits a third more epochs into the time (a step of 32 costs 1.3x one of 16 on 2
   // cores), but 12 epochs of 32 scored 35-52 % where 10 epochs of 16 scored 59 %: steps count.
   batch_size: '16',
-  // Fixed, so a faster machine trains the same model; on the project's 2-core machine (37-50 s an
-  // epoch) the time limit holds 12-14 of them and the cosine schedule is fitted to that.
+  // Fixed, so a faster machine trains the same model; on the project's 2-core machine (38-53 s an
+  // epoch) the time limit holds 11-14 of them and the cosine schedule is fitted to that.
   epochs: '15',
   bn_momentum: '0.9',
   // Pixels that do not tell the source: SARTAJ's classes come from different archives, and a
@@ -212,8 +212,8 @@ const QUICK: RawValues = {
   tta: 'flip',
   // Validated runs chose the recipe and its epochs (docs/results/ablation.md); the shipped model
   // trains them on all of Training, which a refit after a validation run would need twice the time
-  // for. An epoch on all images costs about what a validated one did (a quarter more steps, no
-  // validation pass), and it scored 72.1 % against 68.9 % on Testing over three seeds.
+  // for. An epoch on all images costs 4 % more than a validated one (a quarter more steps, no
+  // validation pass), and 15 of them scored 72.1 % against 68.9 % on Testing over three seeds.
   validation_fraction: '0',
   // `npm ci && npm run local` within 12 minutes on the project's machine: npm ci, upload and
   // audit take about 1.7 of them (docs: README timings). A slower machine (or the wasm engine,
@@ -269,12 +269,14 @@ export function parseHyperparameters(raw: Record<string, unknown> = {}): Hyperpa
     if (result.data.validation_fraction === 0) {
       if (result.data.lr_schedule !== 'cosine') {
         throw new HyperparameterError(
-          'hyperparameter "validation_fraction": 0 needs lr_schedule=cosine (a plateau schedule depends on a validation loss, which a run on all images does not have)',
+          'hyperparameter "validation_fraction": 0 needs lr_schedule=cosine (a plateau schedule depends on a validation loss, which a run on all images does not have); ' +
+            'to hold out a validation part, set validation_fraction=0.2',
         );
       }
       if (result.data.refit) {
         throw new HyperparameterError(
-          'hyperparameter "refit": true needs a validation run to refit after; with validation_fraction=0 the one run already trains on all images',
+          'hyperparameter "refit": true needs a validation run to refit after; with validation_fraction=0 the one run already trains on all images ' +
+            '(set validation_fraction=0.2 for a validated run and its refit)',
         );
       }
     }

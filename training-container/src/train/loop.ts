@@ -68,11 +68,9 @@ export interface TrainLoopResult {
 }
 
 /** The per-epoch line SageMaker metric definitions parse; keep the format fixed. */
-export function formatEpochLine(r: EpochRecord): string {
-  // A run on all images (a refit, validation_fraction=0) has no validation figures to print.
-  const val = Number.isNaN(r.val_loss)
-    ? ''
-    : `val_loss=${r.val_loss.toFixed(4)} val_acc=${r.val_acc.toFixed(4)} `;
+/** `validated: false`: a run on all images (a refit, validation_fraction=0), with no `val_*` to print. */
+export function formatEpochLine(r: EpochRecord, validated = true): string {
+  const val = validated ? `val_loss=${r.val_loss.toFixed(4)} val_acc=${r.val_acc.toFixed(4)} ` : '';
   return `epoch=${r.epoch} train_loss=${r.train_loss.toFixed(4)} train_acc=${r.train_acc.toFixed(4)} ${val}lr=${r.lr.toFixed(6)}`;
 }
 
@@ -219,7 +217,12 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         const stop = cosine ? false : early.onEpochEnd(epoch, val.loss, model);
         return { val, stop };
       };
-      const { val, stop } = average ? await average.withAverage(model, validate) : await validate();
+      const validated = split.validation.length > 0;
+      const { val, stop } = !validated
+        ? { val: { loss: Number.NaN, accuracy: Number.NaN }, stop: false }
+        : average
+          ? await average.withAverage(model, validate)
+          : await validate();
       const record: EpochRecord = {
         epoch,
         train_loss: partial.lossSum / partial.seen,
@@ -229,7 +232,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         lr: cosine ? scheduled(epoch, steps - 1) : state.learningRate,
         seconds: (performance.now() - epochStarted) / 1000,
       };
-      log(formatEpochLine(record));
+      log(formatEpochLine(record, validated));
       // A cosine schedule is planned for all epochs: no early stop, no plateau cuts, last weights kept.
       const nextLr = cosine ? state.learningRate : reduceLr.onEpochEnd(val.loss, state.learningRate);
       if (nextLr !== state.learningRate)
