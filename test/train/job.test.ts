@@ -14,6 +14,8 @@ import { makeImageFolder, makeOptMl, TINY } from './fixtures.ts';
 const EPOCH_LINE =
   /^epoch=(\d+) train_loss=\d+\.\d{4} train_acc=\d\.\d{4} val_loss=\d+\.\d{4} val_acc=\d\.\d{4} lr=\d\.\d{6}$/;
 const EPOCH_LINE_NO_VALIDATION = /^epoch=(\d+) train_loss=\d+\.\d{4} train_acc=\d\.\d{4} lr=\d\.\d{6}$/;
+/** Two epochs of a warm-up + cosine schedule: the runs on all images (refit, validation_fraction=0). */
+const COSINE = { ...TINY, epochs: '2', lr_schedule: 'cosine', warmup_epochs: '1' };
 
 async function run(hyperparameters: Record<string, string>, channels: Record<string, string>) {
   const root = await makeOptMl(hyperparameters, channels);
@@ -87,10 +89,7 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const test = await makeImageFolder(2, { seed: 7 });
     const { code, paths, log } = await run(
       {
-        ...TINY,
-        epochs: '2',
-        lr_schedule: 'cosine',
-        warmup_epochs: '1',
+        ...COSINE,
         refit: 'true',
         tta: 'flip',
         label_smoothing: '0.1',
@@ -133,17 +132,11 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     const train = await makeImageFolder(6);
     const test = await makeImageFolder(2, { seed: 7 });
     const { code, paths, log } = await run(
-      {
-        ...TINY,
-        epochs: '2',
-        lr_schedule: 'cosine',
-        warmup_epochs: '1',
-        validation_fraction: '0',
-        ema_decay: '0.99',
-      },
+      { ...COSINE, validation_fraction: '0', ema_decay: '0.99' },
       { train, test },
     );
     expect(code, log.join('\n')).toBe(0);
+    expect(log.some((l) => l.startsWith('warning: validation_fraction=0'))).toBe(false);
     expect(log.find((l) => l.startsWith('split: '))).toMatch(
       /^split: none \(validation_fraction=0\): train on all 24 \(glioma=6 meningioma=6 notumor=6 pituitary=6\); 24 distinct scans/,
     );
@@ -162,6 +155,15 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(split.validation).toEqual([]);
     const evaluation = await readJson(path.join(paths.outputData, 'evaluation.json'));
     expect(evaluation.overall.n).toBe(8);
+  });
+
+  it('warns when validation_fraction=0 leaves nothing to measure the model', async () => {
+    const train = await makeImageFolder(3);
+    const { code, log } = await run({ ...COSINE, epochs: '1', validation_fraction: '0' }, { train });
+    expect(code, log.join('\n')).toBe(0);
+    expect(log).toContain(
+      'warning: validation_fraction=0 and no "test" channel: nothing measures this model; add a test channel or set validation_fraction=0.2',
+    );
   });
 
   it('fits a cosine schedule into the time limit after the first epoch', async () => {

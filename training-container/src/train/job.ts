@@ -139,6 +139,12 @@ async function trainAndReport(
           `(${fmtCounts(validationCounts)}); ${scans}`
       : `split: none (validation_fraction=0): train on all ${split.train.length} (${fmtCounts(trainCounts)}); ${scans}`,
   );
+  if (!holdOut && !testSet) {
+    log(
+      'warning: validation_fraction=0 and no "test" channel: nothing measures this model; ' +
+        'add a test channel or set validation_fraction=0.2',
+    );
+  }
   const classWeights = hp.class_weights ? balancedClassWeights(trainCounts) : LABELS.map(() => 1);
   log(`class weights: ${LABELS.map((l, i) => `${l}=${classWeights[i].toFixed(3)}`).join(' ')}`);
   await mkdir(paths.model, { recursive: true });
