@@ -14,12 +14,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { ENGINE_NAMES, type EngineName, initEngine } from '../training-container/src/engine/index.ts';
+import { DEFAULT_OMP_ENV } from '../training-container/src/engine/onednn.ts';
 import { buildClassifier } from '../training-container/src/model/index.ts';
 import { Adam } from '../training-container/src/train/adam.ts';
 
@@ -102,7 +102,7 @@ async function timeSteps(size: number): Promise<number> {
  */
 async function profileStep(size: number): Promise<void> {
   const backendName = tf.getBackend();
-  const byKernel = new Map<string, { calls: number; ms: number; elements: number }>();
+  const byKernel = new Map<string, { calls: number; ms: number; cpuMs: number; elements: number }>();
   const originals = tf.getKernelsForBackend(backendName);
   for (const config of originals) {
     tf.unregisterKernel(config.kernelName, backendName);
@@ -110,10 +110,13 @@ async function profileStep(size: number): Promise<void> {
       ...config,
       kernelFunc: (args) => {
         const t = performance.now();
+        const c = process.cpuUsage();
         const out = config.kernelFunc(args);
-        const entry = byKernel.get(config.kernelName) ?? { calls: 0, ms: 0, elements: 0 };
+        const cpu = process.cpuUsage(c);
+        const entry = byKernel.get(config.kernelName) ?? { calls: 0, ms: 0, cpuMs: 0, elements: 0 };
         entry.calls++;
         entry.ms += performance.now() - t;
+        entry.cpuMs += (cpu.user + cpu.system) / 1000;
         for (const o of Array.isArray(out) ? out : [out]) entry.elements += tf.util.sizeFromShape(o.shape);
         byKernel.set(config.kernelName, entry);
         return out;
@@ -135,7 +138,7 @@ async function profileStep(size: number): Promise<void> {
   console.log(`\nper-kernel time, one training step, ${backendName} b${opts.batch} ${size}px`);
   console.log(`step wall ${wall.toFixed(0)} ms, in kernels ${total.toFixed(0)} ms (nested counted twice)`);
   console.log(
-    `${'kernel'.padEnd(36)}${'calls'.padStart(7)}${'Melem'.padStart(9)}${'ms'.padStart(10)}${'%'.padStart(7)}`,
+    `${'kernel'.padEnd(36)}${'calls'.padStart(7)}${'Melem'.padStart(9)}${'ms'.padStart(10)}${'%'.padStart(7)}${'cores'.padStart(7)}`,
   );
   for (const [name, e] of rows.slice(0, 25)) {
     console.log(
@@ -143,7 +146,8 @@ async function profileStep(size: number): Promise<void> {
         String(e.calls).padStart(7) +
         (e.elements / 1e6).toFixed(1).padStart(9) +
         e.ms.toFixed(1).padStart(10) +
-        ((100 * e.ms) / total).toFixed(1).padStart(7),
+        ((100 * e.ms) / total).toFixed(1).padStart(7) +
+        (e.cpuMs / e.ms).toFixed(2).padStart(7),
     );
   }
   tf.dispose([x, y]);
@@ -164,15 +168,9 @@ function torchTimes(): Map<number, number> | undefined {
       ...['--batch', String(opts.batch), '--steps', String(opts.steps), '--warmup', String(opts.warmup)],
       ...['--sizes', opts.sizes.join(',')],
     ],
-    // The onednn engine's OpenMP settings (torch uses libgomp and oneDNN too).
-    {
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(os.availableParallelism()),
-        OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
-      },
-    },
+    // The onednn engine's OpenMP settings (torch uses libgomp and oneDNN too); initEngine has
+    // already filled in the ones this environment left unset.
+    { encoding: 'utf8', env: { ...DEFAULT_OMP_ENV, ...process.env } },
   );
   if (run.status !== 0) {
     console.log(`pytorch: not measured (${(run.stderr || run.stdout).trim().split('\n').at(-1)})`);

@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initEngine } from '../../training-container/src/engine/index.ts';
-import { loadOnednnAddon } from '../../training-container/src/engine/onednn.ts';
+import { configureThreads, loadOnednnAddon } from '../../training-container/src/engine/onednn.ts';
 import { nativeAvailable } from './helpers.ts';
+
+// Before anything loads the addon (and with it libgomp, which reads these once).
+const givenThreads = process.env.OMP_NUM_THREADS;
 
 /** With the addon built, 'auto' prefers onednn over wasm (tfjs-node is never installed here). */
 
@@ -17,6 +20,24 @@ describe('engine selection with onednn', () => {
     expect(lines.at(-1)).toMatch(
       native ? /^engine=onednn backend=onednn threads=\d+ \(oneDNN [23]\.\d+\.\d+,/ : /^engine=wasm/,
     );
+  });
+});
+
+describe('OpenMP settings', () => {
+  it('fills in one passive thread where the environment sets nothing, and keeps what it sets', () => {
+    const empty: NodeJS.ProcessEnv = { OMP_WAIT_POLICY: '' };
+    expect(configureThreads(empty)).toEqual({ OMP_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' });
+    expect(empty).toEqual({ OMP_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' });
+    const given: NodeJS.ProcessEnv = { OMP_NUM_THREADS: '4', OMP_WAIT_POLICY: 'ACTIVE' };
+    expect(configureThreads(given)).toEqual({});
+    expect(given).toEqual({ OMP_NUM_THREADS: '4', OMP_WAIT_POLICY: 'ACTIVE' });
+  });
+
+  it.runIf(native)('reach libgomp: the addon runs the thread count the engine set', async () => {
+    await initEngine('onednn', () => {});
+    const addon = loadOnednnAddon();
+    if (!addon) throw new Error('native was true, so the addon must load');
+    expect(addon.info().threads).toBe(givenThreads ? Number(givenThreads) : 1);
   });
 });
 

@@ -1,5 +1,4 @@
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type * as Loader from '../../native/onednn/index.js';
 import { type EngineInfo, EngineUnavailableError } from './index.ts';
@@ -42,16 +41,29 @@ function loader(): AddonLoader {
 
 /**
  * libgomp reads its settings once, when it loads with the addon, so they are set here first;
- * explicit values in the environment win.
- * - OMP_NUM_THREADS: the CPUs this process may use (libgomp would otherwise count every host CPU,
- *   oversubscribing a CPU-limited container).
- * - OMP_WAIT_POLICY=PASSIVE: idle workers sleep instead of spinning. With the cores shared (CI's
- *   two vitest workers, other processes) spinning workers starve the thread they wait for: a tiny
- *   EfficientNet step measured 3.97 s with the default policy, 0.18 s passive, 0.26 s on 1 thread.
+ * explicit values in the environment win (`OMP_NUM_THREADS=4 OMP_WAIT_POLICY=ACTIVE` on a
+ * dedicated machine with larger images).
+ * - OMP_NUM_THREADS=1: one thread trains the shipped CPU profiles fastest. Their kernels are
+ *   small (a 96-px step is about 800 of them, most well under a millisecond), and waking a
+ *   sleeping OpenMP worker costs 90-170 us on the project's 2-core VM: a `quick` epoch took 45.6 s
+ *   on two threads and 31.6 s on one, and even a B0 step at 224 px was slower on two (2,373 ms
+ *   against 2,145; docs/onednn.md). Spinning workers wake fast but starve other processes
+ *   sharing the cores (CI's two test workers: 3.97 s a step against 0.26 s).
+ * - OMP_WAIT_POLICY=PASSIVE: for whoever raises the thread count on shared cores, idle workers
+ *   sleep instead of spinning.
  */
-function configureThreads(): void {
-  process.env.OMP_NUM_THREADS ??= String(os.availableParallelism());
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+export const DEFAULT_OMP_ENV = { OMP_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' } as const;
+
+/** Fills in the OpenMP settings `env` does not set; returns the ones it set. */
+export function configureThreads(env: NodeJS.ProcessEnv = process.env): Partial<typeof DEFAULT_OMP_ENV> {
+  const set: Partial<Record<keyof typeof DEFAULT_OMP_ENV, string>> = {};
+  for (const [key, value] of Object.entries(DEFAULT_OMP_ENV) as [keyof typeof DEFAULT_OMP_ENV, string][]) {
+    if (env[key] === undefined || env[key] === '') {
+      env[key] = value;
+      set[key] = value;
+    }
+  }
+  return set as Partial<typeof DEFAULT_OMP_ENV>;
 }
 
 export async function registerOnednnBackend(): Promise<EngineInfo> {
