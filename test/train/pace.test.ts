@@ -10,8 +10,21 @@ const wasm: EngineInfo = {
 };
 const onednn: EngineInfo = { name: 'onednn', backend: 'onednn', detail: '' };
 
-/** Drives one epoch of `steps` steps, the first taking 10 s and the others `stepMs` each. */
-function run(engine: EngineInfo, opts: { steps: number; stepMs: number; limit: number; startStep?: number }) {
+/**
+ * Drives one epoch of `steps` steps, the first taking 10 s, the next up to `slowSteps` (a warm-up)
+ * `slowMs`, and the others `stepMs` each.
+ */
+function run(
+  engine: EngineInfo,
+  opts: {
+    steps: number;
+    stepMs: number;
+    limit: number;
+    startStep?: number;
+    slowSteps?: number;
+    slowMs?: number;
+  },
+) {
   let clock = 30_000; // the job spent 30 s decoding before epoch 1
   const lines: string[] = [];
   const pace = watchPace({
@@ -24,7 +37,7 @@ function run(engine: EngineInfo, opts: { steps: number; stepMs: number; limit: n
   });
   pace.onEpochStart(1, opts.steps, opts.startStep ?? 0);
   for (let step = (opts.startStep ?? 0) + 1; step <= opts.steps; step++) {
-    clock += step === 1 ? 10_000 : opts.stepMs;
+    clock += step === 1 ? 10_000 : step <= (opts.slowSteps ?? 1) ? (opts.slowMs ?? 0) : opts.stepMs;
     pace.onStep(step);
   }
   return lines;
@@ -37,6 +50,18 @@ describe('the pace estimate a few steps into training', () => {
     expect(lines).toEqual([
       'pace: about 200 s of training steps per epoch on engine=onednn: time_limit_minutes=10 holds about 2 of epochs=15',
     ]);
+  });
+
+  it('leaves the warm-up steps out: kernels are built and buffers pooled in the first five', () => {
+    // Steps 2-5 at 3 s would have said 300 s an epoch and 1 epoch; steady steps are 2 s.
+    const lines = run(onednn, { steps: 100, stepMs: 2000, limit: 10, slowSteps: 5, slowMs: 3000 });
+    expect(lines[0]).toMatch(/^pace: about 200 s of training steps per epoch .*holds about 2 of epochs=15$/);
+  });
+
+  it('an epoch of two steps times the second', () => {
+    expect(run(onednn, { steps: 2, stepMs: 1000, limit: 0 })[0]).toMatch(
+      /^pace: about 2 s of training steps/,
+    );
   });
 
   it('on wasm: the same line plus a warning that names why onednn was skipped', () => {

@@ -3,8 +3,13 @@ import type { EngineInfo } from '../engine/index.ts';
 /** Engines several times slower than onednn/tfjs-node on the same CPU (docs/engines.md). */
 const SLOW_ENGINES: readonly string[] = ['wasm', 'cpu'];
 
-/** Steps timed before the estimate; the first step is left out (it builds kernels and caches). */
-const SAMPLE_STEPS = 6;
+/**
+ * Steps left out of the estimate, then steps timed. The first steps build kernels and fill the
+ * onednn output pool: on one thread, steps 2-6 of a `quick` run averaged 283 ms against 175 ms for
+ * the epoch, and an estimate from them said the limit held 11 of the 15 epochs it then trained.
+ */
+const WARMUP_STEPS = 5;
+const SAMPLE_STEPS = 10;
 
 export interface PaceOptions {
   engine: EngineInfo;
@@ -30,7 +35,9 @@ export function watchPace(options: PaceOptions): Pace {
   const now = options.now ?? (() => performance.now());
   let steps = 0;
   let epochStartedAt: number | undefined;
-  let firstStepDoneAt: number | undefined;
+  let warm = 0;
+  let last = 0;
+  let warmDoneAt: number | undefined;
   let done = false;
   return {
     onEpochStart(epoch, total, startStep) {
@@ -40,16 +47,18 @@ export function watchPace(options: PaceOptions): Pace {
         return;
       }
       steps = total;
+      // A short epoch keeps at least one timed step after its warm-up, where it has two steps.
+      warm = Math.min(WARMUP_STEPS, steps - 1);
+      last = Math.min(warm + SAMPLE_STEPS, steps);
       epochStartedAt = now();
     },
     onStep(step) {
       if (done || epochStartedAt === undefined) return;
-      if (step === 1) firstStepDoneAt = now();
-      const sample = Math.min(SAMPLE_STEPS, steps);
-      if (step < sample || firstStepDoneAt === undefined) return;
+      if (step === warm) warmDoneAt = now();
+      if (step < last) return;
       done = true;
       const t = now();
-      const perStep = step > 1 ? (t - firstStepDoneAt) / (step - 1) : t - epochStartedAt;
+      const perStep = warmDoneAt === undefined ? t - epochStartedAt : (t - warmDoneAt) / (step - warm);
       const line = paceLine({
         ...options,
         epochSeconds: (perStep * steps) / 1000,
