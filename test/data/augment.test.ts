@@ -89,6 +89,30 @@ describe('photometric augmentation', () => {
     expect(at(out, 0, 0)).toBe(0);
   });
 
+  it('remaps grey levels through the drawn knots, in any order, and keeps the background black', () => {
+    // Draws: gamma 1, contrast 1, no low-res, no filter, no noise; remap drawn (0.1 < 0.5), then
+    // the five knot values (levels 1, 64, 128, 191, 255): descending, an inverted curve.
+    const knots = [1, 0.75, 0.5, 0.25, 0];
+    const out = run({ remap: 0.5 }, fixed(0.5, 0.5, 0.9, 0.5, 0.9, 0.5, 0, 0.1, ...knots));
+    const value = (u: number) => 24 + u * (255 - 24);
+    const level = (v: number, a: number, b: number, ua: number, ub: number) =>
+      value(ua) + ((value(ub) - value(ua)) * (v - a)) / (b - a);
+    expect(at(out, 16, 6)).toBeCloseTo(level(100, 64, 128, 0.75, 0.5), 3); // head: 100 -> 179.6
+    expect(at(out, 16, 16)).toBeCloseTo(level(200, 191, 255, 0.25, 0), 3); // spot: 200 -> 76.7
+    expect(at(out, 16, 16)).toBeLessThan(at(out, 16, 6)); // the bright spot is now darker than the head
+    expect(at(out, 0, 0)).toBe(0);
+  });
+
+  it('leaves the image as it is when the remap is not drawn, and draws nothing when it is off', () => {
+    const source = Array.from(phantom());
+    expect(Array.from(run({ remap: 0.5 }, fixed(0.5, 0.5, 0.9, 0.5, 0.9, 0.5, 0, 0.9)))).toEqual(source);
+    // remap 0: the same image as a run that never heard of remap, from the same seed (noise draws
+    // after the remap's place, so one extra draw would shift every noise value).
+    const withOff = run({ gamma: 0.5, noise: 5, remap: 0 }, createRng(7));
+    const without = run({ gamma: 0.5, noise: 5 }, createRng(7));
+    expect(Array.from(withOff)).toEqual(Array.from(without));
+  });
+
   it('stretches the aspect ratio: the disc becomes wider than tall', () => {
     // Geometric draws: angle 0 (0.5), no flip (0.9), scale 1 (0.5), shift 0 (0.5, 0.5), aspect 1 + 0.3.
     const draws = [0.5, 0.9, 0.5, 0.5, 0.5, 1];

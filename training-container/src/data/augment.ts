@@ -25,13 +25,25 @@ export interface AugmentOptions {
   degrade?: number;
   /** Maximum standard deviation of added Gaussian noise, in grey levels. */
   noise?: number;
+  /**
+   * Probability of replacing the foreground's grey levels by a random curve through five knots
+   * whose values may come in any order, so a bright lesion can turn dark: the look of another MRI
+   * contrast (FLAIR, T2) or of CT, which Testing's unseen sources are and Training never shows.
+   */
+  remap?: number;
 }
 
 export const NO_AUGMENTATION: AugmentOptions = { rotationDeg: 0, flip: false, zoom: 0, shift: 0 };
 
 /** True when any photometric option is on. */
 function photometric(o: AugmentOptions): boolean {
-  return (o.gamma ?? 0) > 0 || (o.contrast ?? 0) > 0 || (o.degrade ?? 0) > 0 || (o.noise ?? 0) > 0;
+  return (
+    (o.gamma ?? 0) > 0 ||
+    (o.contrast ?? 0) > 0 ||
+    (o.degrade ?? 0) > 0 ||
+    (o.noise ?? 0) > 0 ||
+    (o.remap ?? 0) > 0
+  );
 }
 
 /**
@@ -79,7 +91,7 @@ export function augmentInto(
 }
 
 /**
- * Gamma and contrast, then (each with probability `degrade`) a lower resolution and a blur or
+ * A random intensity curve (with probability `remap`), gamma and contrast, then (each with probability `degrade`) a lower resolution and a blur or
  * sharpen, then noise; clipped to [0, 255]. Black background stays black under gamma and noise is
  * added to every pixel that is not pure black, background included.
  */
@@ -99,19 +111,19 @@ function photometricInPlace(
   const filter = rng() < (o.degrade ?? 0);
   const amount = (rng() * 2 - 1) * 1.0; // < 0 blur, > 0 sharpen
   const sigma = rng() * (o.noise ?? 0);
+  // Drawn last and only when asked for, so runs without it keep their random sequence.
+  const knots = (o.remap ?? 0) > 0 && rng() < (o.remap ?? 0) ? randomKnots(rng) : undefined;
   let mean = 0;
   for (let i = 0; i < n; i++) mean += img[i];
   mean /= n;
-  const gm = 255 * (mean / 255) ** g;
   // A table instead of a pow() per value: the gamma curve was 60 % of a batch's augmentation time.
-  const curve = gammaCurve(g);
+  const curve = intensityCurve(g, knots);
+  // Contrast turns about where the curve takes the mean.
+  const gm = knots ? readCurve(curve, mean) : 255 * (mean / 255) ** g;
   for (let i = 0; i < n; i++) {
     const v = img[i];
     if (v <= 0) continue;
-    const t = v * CURVE_STEPS_PER_LEVEL;
-    const j = Math.min(Math.floor(t), CURVE_SIZE - 2);
-    const gv = curve[j] + (curve[j + 1] - curve[j]) * (t - j);
-    img[i] = gm + (gv - gm) * k;
+    img[i] = gm + (readCurve(curve, v) - gm) * k;
   }
   if (lowRes) resample(img, size, Math.max(8, Math.round(size * lowFactor)));
   if (filter) blurOrSharpen(img, size, amount);
@@ -193,11 +205,39 @@ function blurOrSharpen(img: Float32Array, size: number, amount: number): void {
 const CURVE_STEPS_PER_LEVEL = 4;
 const CURVE_SIZE = 255 * CURVE_STEPS_PER_LEVEL + 2;
 
-/** 255 (v / 255)^g sampled every quarter grey level, read with linear interpolation. */
-function gammaCurve(g: number): Float32Array {
+/** Grey levels of the remap curve's knots; their values are drawn (the background, 0, stays 0). */
+const KNOT_LEVELS = [1, 64, 128, 191, 255];
+/** The lowest value a knot draws: the head stays apart from the black background. */
+const KNOT_MIN = 24;
+
+function randomKnots(rng: Rng): number[] {
+  return KNOT_LEVELS.map(() => KNOT_MIN + rng() * (255 - KNOT_MIN));
+}
+
+/** The remap curve at level `v` in [0, 255]: linear between knots, flat below the first. */
+export function remapLevel(v: number, knots: readonly number[]): number {
+  if (v <= KNOT_LEVELS[0]) return knots[0];
+  let s = 1;
+  while (s < KNOT_LEVELS.length - 1 && v > KNOT_LEVELS[s]) s++;
+  const [a, b] = [KNOT_LEVELS[s - 1], KNOT_LEVELS[s]];
+  return knots[s - 1] + ((knots[s] - knots[s - 1]) * (v - a)) / (b - a);
+}
+
+/** 255 (r(v) / 255)^g sampled every quarter grey level, r the remap curve or the identity. */
+function intensityCurve(g: number, knots?: readonly number[]): Float32Array {
   const curve = new Float32Array(CURVE_SIZE);
-  for (let j = 0; j < CURVE_SIZE; j++) curve[j] = 255 * (Math.min(j / CURVE_STEPS_PER_LEVEL, 255) / 255) ** g;
+  for (let j = 0; j < CURVE_SIZE; j++) {
+    const v = Math.min(j / CURVE_STEPS_PER_LEVEL, 255);
+    curve[j] = 255 * ((knots ? remapLevel(v, knots) : v) / 255) ** g;
+  }
   return curve;
+}
+
+/** The curve at grey level `v`, by linear interpolation between its samples. */
+function readCurve(curve: Float32Array, v: number): number {
+  const t = v * CURVE_STEPS_PER_LEVEL;
+  const j = Math.min(Math.floor(t), CURVE_SIZE - 2);
+  return curve[j] + (curve[j + 1] - curve[j]) * (t - j);
 }
 
 function sampleBilinear(src: Uint8Array, size: number, sx: number, sy: number, dst: Float32Array, o: number) {

@@ -78,6 +78,8 @@ export const HyperparametersSchema = z.strictObject({
   degrade: float(0, 1),
   /** Maximum standard deviation of added noise in grey levels (augmentation); 0 disables. */
   noise: float(0, 64),
+  /** Probability of a random, possibly non-monotonic intensity curve (augmentation); 0 disables. */
+  remap: float(0, 1),
   /**
    * `plateau`: Keras' ReduceLROnPlateau + early stopping on validation loss, best epoch restored (the
    * reference recipe). `cosine`: linear warm-up over `warmup_epochs`, then cosine decay to `min_lr`
@@ -158,6 +160,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
   contrast: '0',
   degrade: '0',
   noise: '0',
+  remap: '0',
   lr_schedule: 'plateau',
   warmup_epochs: '0',
   label_smoothing: '0',

@@ -200,6 +200,7 @@ async function trainAndReport(
       contrast: hp.contrast,
       degrade: hp.degrade,
       noise: hp.noise,
+      remap: hp.remap,
     },
     log: (line: string) => progress.log(line, log),
     shouldStop,
