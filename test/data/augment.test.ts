@@ -91,14 +91,14 @@ describe('photometric augmentation', () => {
 
   it('remaps grey levels through the drawn knots, in any order, and keeps the background black', () => {
     // Draws: gamma 1, contrast 1, no low-res, no filter, no noise; remap drawn (0.1 < 0.5), then
-    // the five knot values (levels 1, 64, 128, 191, 255): descending, an inverted curve.
+    // the five knot values (levels 48, 96, 144, 192, 255; level 0 stays 0): descending, inverted.
     const knots = [1, 0.75, 0.5, 0.25, 0];
     const out = run({ remap: 0.5 }, fixed(0.5, 0.5, 0.9, 0.5, 0.9, 0.5, 0, 0.1, ...knots));
     const value = (u: number) => 24 + u * (255 - 24);
     const level = (v: number, a: number, b: number, ua: number, ub: number) =>
       value(ua) + ((value(ub) - value(ua)) * (v - a)) / (b - a);
-    expect(at(out, 16, 6)).toBeCloseTo(level(100, 64, 128, 0.75, 0.5), 3); // head: 100 -> 179.6
-    expect(at(out, 16, 16)).toBeCloseTo(level(200, 191, 255, 0.25, 0), 3); // spot: 200 -> 76.7
+    expect(at(out, 16, 6)).toBeCloseTo(level(100, 96, 144, 0.75, 0.5), 3); // head: 100 -> 192.4
+    expect(at(out, 16, 16)).toBeCloseTo(level(200, 192, 255, 0.25, 0), 3); // spot: 200 -> 74.4
     expect(at(out, 16, 16)).toBeLessThan(at(out, 16, 6)); // the bright spot is now darker than the head
     expect(at(out, 0, 0)).toBe(0);
   });

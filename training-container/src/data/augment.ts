@@ -26,7 +26,7 @@ export interface AugmentOptions {
   /** Maximum standard deviation of added Gaussian noise, in grey levels. */
   noise?: number;
   /**
-   * Probability of replacing the foreground's grey levels by a random curve through five knots
+   * Probability of replacing the foreground's grey levels by a random curve through five drawn knots
    * whose values may come in any order, so a bright lesion can turn dark: the look of another MRI
    * contrast (FLAIR, T2) or of CT, which Testing's unseen sources are and Training never shows.
    */
@@ -205,18 +205,20 @@ function blurOrSharpen(img: Float32Array, size: number, amount: number): void {
 const CURVE_STEPS_PER_LEVEL = 4;
 const CURVE_SIZE = 255 * CURVE_STEPS_PER_LEVEL + 2;
 
-/** Grey levels of the remap curve's knots; their values are drawn (the background, 0, stays 0). */
-const KNOT_LEVELS = [1, 64, 128, 191, 255];
-/** The lowest value a knot draws: the head stays apart from the black background. */
+/**
+ * Grey levels of the remap curve's knots. The first is pinned at 0 so the dark surround inside the
+ * head crop (levels 1-24) stays dark; the other five values are drawn.
+ */
+const KNOT_LEVELS = [0, 48, 96, 144, 192, 255];
+/** The lowest value a drawn knot takes: the head stays apart from the black background. */
 const KNOT_MIN = 24;
 
 function randomKnots(rng: Rng): number[] {
-  return KNOT_LEVELS.map(() => KNOT_MIN + rng() * (255 - KNOT_MIN));
+  return KNOT_LEVELS.map((_, k) => (k === 0 ? 0 : KNOT_MIN + rng() * (255 - KNOT_MIN)));
 }
 
-/** The remap curve at level `v` in [0, 255]: linear between knots, flat below the first. */
+/** The remap curve at level `v` in [0, 255]: linear between knots. */
 export function remapLevel(v: number, knots: readonly number[]): number {
-  if (v <= KNOT_LEVELS[0]) return knots[0];
   let s = 1;
   while (s < KNOT_LEVELS.length - 1 && v > KNOT_LEVELS[s]) s++;
   const [a, b] = [KNOT_LEVELS[s - 1], KNOT_LEVELS[s]];
