@@ -196,8 +196,9 @@ const QUICK: RawValues = {
   // Batch 32 fits a third more epochs into the time (a step of 32 costs 1.3x one of 16 on 2
   // cores), but 12 epochs of 32 scored 35-52 % where 10 epochs of 16 scored 59 %: steps count.
   batch_size: '16',
-  // Fixed, so a faster machine trains the same model; on the project's 2-core machine (38-53 s an
-  // epoch) the time limit holds 11-14 of them and the cosine schedule is fitted to that.
+  // Fixed, so a faster machine trains the same model; on the project's 2-core machine (28-36 s an
+  // epoch on one thread) the time limit holds all 15; a slower machine fits the cosine schedule
+  // to the epochs its limit holds.
   epochs: '15',
   bn_momentum: '0.9',
   // Pixels that do not tell the source: SARTAJ's classes come from different archives, and a
