@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { ENGINE_NAMES, type EngineName, initEngine } from '../training-container/src/engine/index.ts';
-import { DEFAULT_OMP_ENV } from '../training-container/src/engine/onednn.ts';
+import { configureThreads } from '../training-container/src/engine/onednn.ts';
 import { buildClassifier } from '../training-container/src/model/index.ts';
 import { Adam } from '../training-container/src/train/adam.ts';
 
@@ -147,11 +147,18 @@ async function profileStep(size: number): Promise<void> {
         (e.elements / 1e6).toFixed(1).padStart(9) +
         e.ms.toFixed(1).padStart(10) +
         ((100 * e.ms) / total).toFixed(1).padStart(7) +
-        (e.cpuMs / e.ms).toFixed(2).padStart(7),
+        (e.ms > 0 ? (e.cpuMs / e.ms).toFixed(2) : '-').padStart(7),
     );
   }
   tf.dispose([x, y]);
   model.dispose();
+}
+
+/** This environment with the OpenMP settings the onednn engine fills in where it sets none. */
+function ompEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  configureThreads(env);
+  return env;
 }
 
 /** PyTorch's median step time for the same B0, batch and sizes, or undefined (and why). */
@@ -168,9 +175,8 @@ function torchTimes(): Map<number, number> | undefined {
       ...['--batch', String(opts.batch), '--steps', String(opts.steps), '--warmup', String(opts.warmup)],
       ...['--sizes', opts.sizes.join(',')],
     ],
-    // The onednn engine's OpenMP settings (torch uses libgomp and oneDNN too); initEngine has
-    // already filled in the ones this environment left unset.
-    { encoding: 'utf8', env: { ...DEFAULT_OMP_ENV, ...process.env } },
+    // The onednn engine's OpenMP settings (torch uses libgomp and oneDNN too).
+    { encoding: 'utf8', env: ompEnv() },
   );
   if (run.status !== 0) {
     console.log(`pytorch: not measured (${(run.stderr || run.stdout).trim().split('\n').at(-1)})`);

@@ -106,11 +106,20 @@ describe('photometric augmentation', () => {
   it('leaves the image as it is when the remap is not drawn, and draws nothing when it is off', () => {
     const source = Array.from(phantom());
     expect(Array.from(run({ remap: 0.5 }, fixed(0.5, 0.5, 0.9, 0.5, 0.9, 0.5, 0, 0.9)))).toEqual(source);
-    // remap 0: the same image as a run that never heard of remap, from the same seed (noise draws
-    // after the remap's place, so one extra draw would shift every noise value).
-    const withOff = run({ gamma: 0.5, noise: 5, remap: 0 }, createRng(7));
-    const without = run({ gamma: 0.5, noise: 5 }, createRng(7));
-    expect(Array.from(withOff)).toEqual(Array.from(without));
+    // Off, it draws nothing: seeded runs from before the option keep their random sequence.
+    const draws = (options: Partial<AugmentOptions>) => {
+      let n = 0;
+      run(options, () => {
+        n++;
+        return 0.5;
+      });
+      return n;
+    };
+    const before = draws({ gamma: 0.5 }); // 4 geometric + 7 photometric draws
+    expect(before).toBe(11);
+    expect(draws({ gamma: 0.5, remap: 0 })).toBe(before);
+    expect(draws({ gamma: 0.5, remap: 0.25 })).toBe(before + 1); // 0.5 >= 0.25: not drawn, no knots
+    expect(draws({ gamma: 0.5, remap: 1 })).toBe(before + 6); // drawn: five knot values
   });
 
   it('stretches the aspect ratio: the disc becomes wider than tall', () => {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../training-container/src/model-io.ts';
 import '../../training-container/src/model/index.ts';
 import { optMlPaths } from '../../training-container/src/paths.ts';
-import { runTrainingJob } from '../../training-container/src/train/job.ts';
+import { parseHyperparameters } from '../../training-container/src/train/hyperparameters.ts';
+import { runTrainingJob, trainingSettings } from '../../training-container/src/train/job.ts';
 import { cosineRate } from '../../training-container/src/train/loop.ts';
 import { makeImageFolder, makeOptMl, TINY } from './fixtures.ts';
 
@@ -233,5 +234,43 @@ describe('train entrypoint (tiny model, cpu backend)', () => {
     expect(output).toMatch(/interrupted: saved checkpoint/);
     expect((await readdir(path.join(root, 'checkpoints'))).some((n) => n.startsWith('step-'))).toBe(true);
     await rm(root, { recursive: true, force: true });
+  });
+});
+
+describe("a checkpoint's settings", () => {
+  it('are the keys a job checkpointed before ema_decay, background and remap existed had; those count only when set', () => {
+    // A key added here unconditionally would change every default job's fingerprint, and a job
+    // checkpointed before it would restart from scratch instead of resuming.
+    const keys = Object.keys(trainingSettings(parseHyperparameters({ profile: 'full' })));
+    expect(keys).toEqual([
+      ...['profile', 'image_size', 'crop', 'resize', 'intensity', 'grey', 'batch_size', 'grad_accum'],
+      ...['learning_rate', 'dropout', 'drop_connect', 'bn_momentum', 'width', 'depth', 'rotation', 'flip'],
+      ...[
+        'zoom',
+        'shift',
+        'stretch',
+        'gamma',
+        'contrast',
+        'degrade',
+        'noise',
+        'lr_schedule',
+        'warmup_epochs',
+      ],
+      ...[
+        'label_smoothing',
+        'tta',
+        'refit',
+        'class_weights',
+        'lr_factor',
+        'lr_patience',
+        'min_lr',
+        'weights',
+      ],
+      ...['seed', 'grouping', 'validation_fraction'],
+    ]);
+    const set = trainingSettings(
+      parseHyperparameters({ profile: 'full', remap: '0.5', ema_decay: '0.99', background: 'border' }),
+    );
+    expect(set).toMatchObject({ remap: 0.5, ema_decay: 0.99, background: 'border' });
   });
 });

@@ -12,7 +12,7 @@ const onednn: EngineInfo = { name: 'onednn', backend: 'onednn', detail: '' };
 
 /**
  * Drives one epoch of `steps` steps, the first taking 10 s, the next up to `slowSteps` (a warm-up)
- * `slowMs`, and the others `stepMs` each.
+ * `slowMs`, those after step 15 `lateMs` when given, and the others `stepMs` each.
  */
 function run(
   engine: EngineInfo,
@@ -23,6 +23,7 @@ function run(
     startStep?: number;
     slowSteps?: number;
     slowMs?: number;
+    lateMs?: number;
   },
 ) {
   let clock = 30_000; // the job spent 30 s decoding before epoch 1
@@ -37,14 +38,17 @@ function run(
   });
   pace.onEpochStart(1, opts.steps, opts.startStep ?? 0);
   for (let step = (opts.startStep ?? 0) + 1; step <= opts.steps; step++) {
-    clock += step === 1 ? 10_000 : step <= (opts.slowSteps ?? 1) ? (opts.slowMs ?? 0) : opts.stepMs;
+    if (step === 1) clock += 10_000;
+    else if (step <= (opts.slowSteps ?? 1)) clock += opts.slowMs ?? 0;
+    else if (step > 15 && opts.lateMs !== undefined) clock += opts.lateMs;
+    else clock += opts.stepMs;
     pace.onStep(step);
   }
   return lines;
 }
 
 describe('the pace estimate a few steps into training', () => {
-  it('on onednn: epochs the limit holds, from the steps after the first', () => {
+  it('on onednn: epochs the limit holds, from steady steps', () => {
     // 100 steps x 2 s = 200 s per epoch; (600 - 30) / 200 -> 2 epochs of 15.
     const lines = run(onednn, { steps: 100, stepMs: 2000, limit: 10 });
     expect(lines).toEqual([
@@ -52,15 +56,28 @@ describe('the pace estimate a few steps into training', () => {
     ]);
   });
 
-  it('leaves the warm-up steps out: kernels are built and buffers pooled in the first five', () => {
-    // Steps 2-5 at 3 s would have said 300 s an epoch and 1 epoch; steady steps are 2 s.
-    const lines = run(onednn, { steps: 100, stepMs: 2000, limit: 10, slowSteps: 5, slowMs: 3000 });
-    expect(lines[0]).toMatch(/^pace: about 200 s of training steps per epoch .*holds about 2 of epochs=15$/);
+  it('times steps 6-15: the five warm-up steps (kernels built, buffers pooled) and later steps are left out', () => {
+    // Steps 2-5 at 3 s (the old estimate, steps 2-6, said 280 s an epoch); steps 6-15 at 2 s; from
+    // step 16 on 10 s, so a longer warm-up or sample would show.
+    const lines = run(onednn, {
+      steps: 100,
+      stepMs: 2000,
+      limit: 0,
+      slowSteps: 5,
+      slowMs: 3000,
+      lateMs: 10_000,
+    });
+    expect(lines[0]).toMatch(/^pace: about 200 s of training steps per epoch /);
   });
 
-  it('an epoch of two steps times the second', () => {
-    expect(run(onednn, { steps: 2, stepMs: 1000, limit: 0 })[0]).toMatch(
-      /^pace: about 2 s of training steps/,
+  it('a short epoch times what follows its warm-up, and a one-step epoch its only step', () => {
+    // 8 steps: warm-up 5, then steps 6-8 at 2 s -> 16 s an epoch.
+    expect(run(onednn, { steps: 8, stepMs: 2000, limit: 0, slowSteps: 5, slowMs: 3000 })[0]).toMatch(
+      /^pace: about 16 s of training steps/,
+    );
+    // 1 step: the 10 s first step is all there is.
+    expect(run(onednn, { steps: 1, stepMs: 2000, limit: 0 })[0]).toMatch(
+      /^pace: about 10 s of training steps/,
     );
   });
 

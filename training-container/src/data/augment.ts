@@ -91,9 +91,10 @@ export function augmentInto(
 }
 
 /**
- * A random intensity curve (with probability `remap`), gamma and contrast, then (each with probability `degrade`) a lower resolution and a blur or
- * sharpen, then noise; clipped to [0, 255]. Black background stays black under gamma and noise is
- * added to every pixel that is not pure black, background included.
+ * A random intensity curve (with probability `remap`), gamma and contrast, then (each with
+ * probability `degrade`) a lower resolution and a blur or sharpen, then noise; clipped to [0, 255].
+ * Black background stays black under the curves, and noise is added to every pixel that is not
+ * pure black, background included.
  */
 function photometricInPlace(
   dst: Float32Array,
@@ -206,8 +207,9 @@ const CURVE_STEPS_PER_LEVEL = 4;
 const CURVE_SIZE = 255 * CURVE_STEPS_PER_LEVEL + 2;
 
 /**
- * Grey levels of the remap curve's knots. The first is pinned at 0 so the dark surround inside the
- * head crop (levels 1-24) stays dark; the other five values are drawn.
+ * Grey levels of the remap curve's knots. The first is pinned at 0, so black stays black and the
+ * dark surround inside the head crop (levels 1-24) stays below half the first drawn knot; the other
+ * five values are drawn.
  */
 const KNOT_LEVELS = [0, 48, 96, 144, 192, 255];
 /** The lowest value a drawn knot takes: the head stays apart from the black background. */
@@ -218,7 +220,7 @@ function randomKnots(rng: Rng): number[] {
 }
 
 /** The remap curve at level `v` in [0, 255]: linear between knots. */
-export function remapLevel(v: number, knots: readonly number[]): number {
+function remapLevel(v: number, knots: readonly number[]): number {
   let s = 1;
   while (s < KNOT_LEVELS.length - 1 && v > KNOT_LEVELS[s]) s++;
   const [a, b] = [KNOT_LEVELS[s - 1], KNOT_LEVELS[s]];

@@ -183,7 +183,7 @@ export const BASE_DEFAULTS: Required<RawValues> = {
 
 /**
  * `full` is the reference recipe for a GPU: B0 at 224 px fine-tuned from ImageNet. `quick` is what
- * 2 CPU cores can train from random weights in about 10 minutes (docs/results/ablation.md has the
+ * a 2-core CPU machine can train from random weights in about 10 minutes (docs/results/ablation.md has the
  * runs that chose each value): a half-width, half-depth EfficientNet at 96 px on source-invariant
  * pixels (head crop, padded, standardised grey), a warm-up + cosine schedule without dropout, and
  * flip test-time augmentation, trained on all of the train channel (no validation hold-out). `cpu-full`
@@ -193,8 +193,8 @@ const QUICK: RawValues = {
   image_size: '96',
   width: '0.5',
   depth: '0.5',
-  // Batch 32 fits a third more epochs into the time (a step of 32 costs 1.3x one of 16 on 2
-  // cores), but 12 epochs of 32 scored 35-52 % where 10 epochs of 16 scored 59 %: steps count.
+  // Batch 32 fits a third more epochs into the time (a step of 32 cost 1.3x one of 16 on two
+  // threads), but 12 epochs of 32 scored 35-52 % where 10 epochs of 16 scored 59 %: steps count.
   batch_size: '16',
   // Fixed, so a faster machine trains the same model; on the project's 2-core machine (28-36 s an
   // epoch on one thread) the time limit holds all 15; a slower machine fits the cosine schedule

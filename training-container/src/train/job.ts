@@ -460,11 +460,16 @@ function setBatchNormMomentum(model: tf.LayersModel, momentum: number): void {
 }
 
 /** Settings that change what a checkpoint means; the others (epochs, engine, ...) may change on resume. */
-function trainingSettings(hp: Hyperparameters) {
+export function trainingSettings(hp: Hyperparameters) {
   const { epochs, engine, time_limit_minutes, max_bad_files, early_stopping_patience, ...rest } = hp;
   // Settings added later count only when set, so a job checkpointed before they existed resumes.
-  const { ema_decay, background, ...before } = rest;
-  return { ...before, ...(ema_decay !== 0 && { ema_decay }), ...(background !== 'keep' && { background }) };
+  const { ema_decay, background, remap, ...before } = rest;
+  return {
+    ...before,
+    ...(ema_decay !== 0 && { ema_decay }),
+    ...(background !== 'keep' && { background }),
+    ...(remap !== 0 && { remap }),
+  };
 }
 
 /** The second run of `refit`, or why it was skipped. */
