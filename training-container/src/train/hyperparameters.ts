@@ -232,8 +232,8 @@ export const PROFILE_VALUES: Record<Profile, RawValues> = {
   full: {},
   quick: QUICK,
   // The best this 2-core machine trains within an hour: the quick recipe for 50 epochs (validated
-  // runs: 40-45 s each here, 35-39 minutes; on all images not timed alone, about 4 % more) with
-  // photometric augmentation toward unseen sources. Fifteen epochs
+  // runs on two threads: 40-45 s each here, 35-39 minutes; on one thread and all images not timed
+  // alone, about 31 minutes expected) with photometric augmentation toward unseen sources. Fifteen epochs
   // cannot spare the steps it costs (quick: Testing -3.5 to -8.6 points); fifty can, and there it
   // raised Testing by 3-5 points and the leak-free part by 5-10 (docs/results/ablation.md).
   // Validated runs of this recipe chose the 50 epochs (validation accuracy flat from epoch 40 on);
