@@ -27,10 +27,10 @@ describe('parseHyperparameters', () => {
     expect(parseHyperparameters({ profile: 'quick', image_size: '96' }).image_size).toBe(96);
   });
 
-  it('cpu-full is the quick recipe for the hour: 50 epochs on all images within a 58-minute limit, with photometric augmentation', () => {
+  it('cpu-full is the quick recipe for the hour: 50 epochs on all images within a 58-minute limit, with photometric augmentation and remap', () => {
     const quick = parseHyperparameters({ profile: 'quick' });
     const full = parseHyperparameters({ profile: 'cpu-full' });
-    const photometric = { gamma: 0.25, contrast: 0.2, degrade: 0.2, noise: 3, stretch: 0.1 };
+    const photometric = { gamma: 0.25, contrast: 0.2, degrade: 0.2, noise: 3, stretch: 0.1, remap: 0.25 };
     expect({
       ...full,
       profile: 'quick',
@@ -50,6 +50,7 @@ describe('parseHyperparameters', () => {
       degrade: 0,
       noise: 0,
       stretch: 0,
+      remap: 0,
       validation_fraction: 0,
     });
   });
